@@ -1,0 +1,136 @@
+import Foundation
+
+/// A JSON value. Requests are decoded into this first so that validation can report
+/// every problem with its path instead of stopping at the first `Codable` failure.
+public enum JSON: Sendable, Hashable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSON])
+    case object([String: JSON])
+
+    public subscript(key: String) -> JSON? {
+        if case .object(let fields) = self { return fields[key] }
+        return nil
+    }
+
+    public var isNull: Bool { if case .null = self { return true } else { return false } }
+
+    public var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
+    public var numberValue: Double? { if case .number(let n) = self { return n } else { return nil } }
+    public var boolValue: Bool? { if case .bool(let b) = self { return b } else { return nil } }
+    public var arrayValue: [JSON]? { if case .array(let a) = self { return a } else { return nil } }
+    public var objectValue: [String: JSON]? { if case .object(let o) = self { return o } else { return nil } }
+
+    /// The JSON type name used in validation messages.
+    public var typeName: String {
+        switch self {
+        case .null: "null"
+        case .bool: "boolean"
+        case .number: "number"
+        case .string: "string"
+        case .array: "array"
+        case .object: "object"
+        }
+    }
+}
+
+extension JSON: Codable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let b = try? container.decode(Bool.self) {
+            self = .bool(b)
+        } else if let n = try? container.decode(Double.self) {
+            self = .number(n)
+        } else if let s = try? container.decode(String.self) {
+            self = .string(s)
+        } else if let a = try? container.decode([JSON].self) {
+            self = .array(a)
+        } else {
+            self = .object(try container.decode([String: JSON].self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let b): try container.encode(b)
+        case .number(let n):
+            // Integral values print without a fraction so revisions and weights read naturally.
+            if n.rounded() == n, abs(n) < 1e15 { try container.encode(Int64(n)) } else { try container.encode(n) }
+        case .string(let s): try container.encode(s)
+        case .array(let a): try container.encode(a)
+        case .object(let o): try container.encode(o)
+        }
+    }
+}
+
+extension JSON: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
+    ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral
+{
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int) { self = .number(Double(value)) }
+    public init(floatLiteral value: Double) { self = .number(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(arrayLiteral elements: JSON...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (String, JSON)...) {
+        self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
+    }
+    public init(nilLiteral: ()) { self = .null }
+}
+
+extension JSON {
+    /// Limits applied when parsing untrusted bytes.
+    public static let maxNestingDepth = 64
+
+    public enum ParseError: Error, Sendable, Equatable {
+        case invalid(String)
+        case tooDeep
+    }
+
+    /// Parses UTF-8 JSON, refusing documents nested deeper than `maxNestingDepth`.
+    public static func parse(_ bytes: some Collection<UInt8>) throws(ParseError) -> JSON {
+        let data = Data(bytes)
+        if Self.nestingDepth(of: data) > maxNestingDepth { throw .tooDeep }
+        do {
+            return try JSONDecoder().decode(JSON.self, from: data)
+        } catch let DecodingError.dataCorrupted(context) {
+            throw .invalid(context.underlyingError.map { "\($0.localizedDescription)" } ?? context.debugDescription)
+        } catch {
+            throw .invalid("\(error)")
+        }
+    }
+
+    /// Bracket depth outside strings; a cheap pre-check so hostile nesting never reaches the decoder.
+    static func nestingDepth(of data: Data) -> Int {
+        var depth = 0, maxDepth = 0, inString = false, escaped = false
+        for byte in data {
+            if inString {
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                maxDepth = max(maxDepth, depth)
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+            default: break
+            }
+        }
+        return maxDepth
+    }
+
+    /// Compact JSON with sorted keys: stable bytes for storage, ETags and comparisons.
+    public func canonicalData() -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(self)) ?? Data("null".utf8)
+    }
+
+    public func canonicalString() -> String { String(decoding: canonicalData(), as: UTF8.self) }
+}

@@ -1,0 +1,56 @@
+import AviaryCore
+import AviaryPostgres
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Holds the live API keys in memory so that authentication never waits on the database.
+/// Presented keys are hashed and compared in constant time against every stored digest.
+public final class KeyAuthenticator: Sendable {
+    private let keys = Mutex<[APIKey]>([])
+    private let loaded = Atomic<Bool>(false)
+
+    public init() {}
+
+    public var isLoaded: Bool { loaded.load(ordering: .acquiring) }
+
+    public func replace(with keys: [APIKey]) {
+        self.keys.withLock { $0 = keys }
+        loaded.store(true, ordering: .releasing)
+    }
+
+    public func authenticate(_ presented: String) -> APIKey? {
+        let digest = APIKeySecret.hash(presented)
+        let keys = self.keys.withLock { $0 }
+        var match: APIKey?
+        // No early exit: the time taken does not depend on which key, if any, matched.
+        for key in keys where APIKeySecret.constantTimeEquals(key.hash, digest) {
+            match = key
+        }
+        return match
+    }
+
+    public func reload(from repository: APIKeyRepository) async throws {
+        replace(with: try await repository.active())
+    }
+}
+
+/// Re-reads keys periodically, so keys created or revoked through another replica take effect.
+struct KeyRefreshService: Service {
+    let authenticator: KeyAuthenticator
+    let repository: APIKeyRepository
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        // The first load happens before the server starts; this loop only refreshes.
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: interval)
+            do {
+                try await authenticator.reload(from: repository)
+            } catch {
+                logger.warning("could not refresh API keys; keeping the last ones", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+import AviaryPostgres
+import Logging
+
+/// Every setting of the server, read from the environment in one place (README lists them).
+public struct AviaryConfiguration: Sendable {
+    public var databaseURL: String
+    public var host: String
+    public var port: Int
+    public var adminToken: String?
+    public var corsOrigins: [String]
+    public var rolloutTick: Duration
+    public var logLevel: Logger.Level
+    /// How often keys are re-read from the database as a fallback to local writes.
+    public var keyRefreshInterval: Duration
+    /// Apply pending migrations when the server starts.
+    public var migrateOnStart: Bool
+    public var migrationsDirectory: URL
+    public var databaseMaxConnections: Int
+
+    public init(
+        databaseURL: String, host: String = "127.0.0.1", port: Int = 8080, adminToken: String? = nil, corsOrigins: [String] = [],
+        rolloutTick: Duration = .seconds(5), logLevel: Logger.Level = .info, keyRefreshInterval: Duration = .seconds(2),
+        migrateOnStart: Bool = false, migrationsDirectory: URL, databaseMaxConnections: Int = 20
+    ) {
+        self.databaseURL = databaseURL
+        self.host = host
+        self.port = port
+        self.adminToken = adminToken
+        self.corsOrigins = corsOrigins
+        self.rolloutTick = rolloutTick
+        self.logLevel = logLevel
+        self.keyRefreshInterval = keyRefreshInterval
+        self.migrateOnStart = migrateOnStart
+        self.migrationsDirectory = migrationsDirectory
+        self.databaseMaxConnections = databaseMaxConnections
+    }
+
+    public struct Invalid: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> AviaryConfiguration {
+        guard let url = env["AVIARY_DATABASE_URL"], !url.isEmpty else {
+            throw Invalid(description: "AVIARY_DATABASE_URL is not set (postgres://user:password@host:port/database)")
+        }
+        var config = AviaryConfiguration(databaseURL: url, migrationsDirectory: Migration.defaultDirectory(environment: env))
+        if let host = env["AVIARY_HOST"], !host.isEmpty { config.host = host }
+        if let port = env["AVIARY_PORT"], !port.isEmpty {
+            guard let p = Int(port), (0...65535).contains(p) else { throw Invalid(description: "AVIARY_PORT must be a port number, not \(port)") }
+            config.port = p
+        }
+        if let token = env["AVIARY_ADMIN_TOKEN"], !token.isEmpty {
+            guard token.utf8.count >= 16 else { throw Invalid(description: "AVIARY_ADMIN_TOKEN must be at least 16 characters") }
+            config.adminToken = token
+        }
+        if let origins = env["AVIARY_CORS_ORIGINS"] {
+            config.corsOrigins = origins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        if let tick = env["AVIARY_ROLLOUT_TICK"], !tick.isEmpty {
+            guard let s = Double(tick), s > 0 else { throw Invalid(description: "AVIARY_ROLLOUT_TICK must be a positive number of seconds") }
+            config.rolloutTick = .milliseconds(Int64(s * 1000))
+        }
+        if let level = env["AVIARY_LOG_LEVEL"], !level.isEmpty {
+            guard let l = Logger.Level(rawValue: level.lowercased()) else {
+                throw Invalid(description: "AVIARY_LOG_LEVEL must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            config.logLevel = l
+        }
+        if let max = env["AVIARY_DATABASE_MAX_CONNECTIONS"], let n = Int(max), n > 0 { config.databaseMaxConnections = n }
+        return config
+    }
+}

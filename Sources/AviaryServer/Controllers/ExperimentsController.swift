@@ -1,0 +1,97 @@
+import AviaryCore
+import AviaryPostgres
+import Hummingbird
+
+/// `/v1/experiments`: create, list, read, replace, archive, lifecycle and revision history.
+struct ExperimentsController {
+    let repository: ExperimentRepository
+
+    func addRoutes(to group: RouterGroup<AviaryRequestContext>) {
+        group.post(use: create)
+        group.get(use: list)
+        group.get(":key", use: get)
+        group.put(":key", use: replace)
+        group.delete(":key", use: archive)
+        group.get(":key/revisions", use: revisions)
+        for action in LifecycleAction.allCases {
+            group.post(RouterPath(stringLiteral: ":key/\(action.rawValue)"), use: { request, context in
+                try await transition(action, request: request, context: context)
+            })
+        }
+    }
+
+    @Sendable func create(_ request: Request, context: AviaryRequestContext) async throws -> Response {
+        let body = try await request.decodeJSON(context: context)!
+        let experiment = try await repository.create(body, actor: context.apiKey?.id)
+        return Response.json(experiment.json, status: .created, headers: Self.headers(experiment, location: true))
+    }
+
+    @Sendable func list(_ request: Request, context: AviaryRequestContext) async throws -> Response {
+        var status: ExperimentStatus?
+        var issues: [ValidationIssue] = []
+        let query = request.uri.queryParameters
+        if let raw = query.get("status") {
+            status = ExperimentStatus(rawValue: raw)
+            if status == nil {
+                issues.append(.init(path: "status", message: "must be one of \(ExperimentStatus.allCases.map(\.rawValue).joined(separator: ", "))"))
+            }
+        }
+        let archived = query.get("archived")
+        if let archived, archived != "true", archived != "false" { issues.append(.init(path: "archived", message: "must be true or false")) }
+        guard issues.isEmpty else { throw APIError.invalidRequest(issues) }
+        let experiments = try await repository.list(status: status, includeArchived: archived == "true")
+        return Response.json(["experiments": .array(experiments.map(\.json))])
+    }
+
+    @Sendable func get(_ request: Request, context: AviaryRequestContext) async throws -> Response {
+        let experiment = try await repository.get(try Self.key(context))
+        return Response.json(experiment.json, headers: Self.headers(experiment))
+    }
+
+    @Sendable func replace(_ request: Request, context: AviaryRequestContext) async throws -> Response {
+        let key = try Self.key(context)
+        let ifMatch = try request.ifMatchRevision()
+        let body = try await request.decodeJSON(context: context)!
+        let experiment = try await repository.replace(key, with: body, ifMatch: ifMatch, actor: context.apiKey?.id)
+        return Response.json(experiment.json, headers: Self.headers(experiment))
+    }
+
+    @Sendable func archive(_ request: Request, context: AviaryRequestContext) async throws -> Response {
+        let experiment = try await repository.archive(try Self.key(context), ifMatch: try request.ifMatchRevision(), actor: context.apiKey?.id)
+        return Response.json(experiment.json, headers: Self.headers(experiment))
+    }
+
+    @Sendable func revisions(_ request: Request, context: AviaryRequestContext) async throws -> Response {
+        let revisions = try await repository.revisions(try Self.key(context))
+        return Response.json(["revisions": .array(revisions.map(\.json))])
+    }
+
+    func transition(_ action: LifecycleAction, request: Request, context: AviaryRequestContext) async throws -> Response {
+        let key = try Self.key(context)
+        let ifMatch = try request.ifMatchRevision()
+        var winner: String?
+        if let body = try await request.decodeJSON(context: context, optional: true) {
+            var issues = IssueCollector()
+            if let object = issues.object(body, .root, required: true) {
+                issues.rejectUnknownFields(object, .root, known: action == .stop ? ["winner", "reason"] : ["reason"])
+                winner = issues.key(object["winner"], JSONPath.root["winner"])
+                _ = issues.string(object["reason"], JSONPath.root["reason"])
+            }
+            guard issues.isEmpty else { throw APIError.invalidRequest(issues.issues) }
+        }
+        let experiment = try await repository.transition(key, action: action, winner: winner, ifMatch: ifMatch, actor: context.apiKey?.id)
+        return Response.json(experiment.json, headers: Self.headers(experiment))
+    }
+
+    static func key(_ context: AviaryRequestContext) throws -> String {
+        let key = try context.parameters.require("key")
+        guard Key.isValid(key) else { throw AviaryError.notFound("experiment \"\(key.prefix(80))\" does not exist") }
+        return key
+    }
+
+    static func headers(_ experiment: Experiment, location: Bool = false) -> HTTPFields {
+        var fields: HTTPFields = [.eTag: "\"\(experiment.revision)\""]
+        if location { fields[.location] = "/v1/experiments/\(experiment.key)" }
+        return fields
+    }
+}

@@ -1,0 +1,58 @@
+import AviaryCore
+import Foundation
+import Hummingbird
+
+extension Response {
+    static func json(_ value: JSON, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(data: value.canonicalData())))
+    }
+}
+
+extension Request {
+    /// Reads a JSON body: `application/json` (or `+json`) only, at most 1 MiB, nesting bounded.
+    /// - Parameter optional: an empty body without a content type reads as `nil` instead of failing.
+    func decodeJSON(context: some RequestContext, optional: Bool = false) async throws -> JSON? {
+        if let length = headers[.contentLength].flatMap(Int.init), length > RequestLimits.maxBodyBytes { throw APIError.tooLarge }
+        let contentType = headers[.contentType]
+        let buffer: ByteBuffer
+        do {
+            buffer = try await body.collect(upTo: RequestLimits.maxBodyBytes)
+        } catch {
+            throw APIError.tooLarge
+        }
+        if optional, buffer.readableBytes == 0, contentType == nil { return nil }
+        guard let contentType, Self.isJSON(contentType) else {
+            throw APIError(
+                .unsupportedMediaType, code: "unsupported_media_type",
+                message: "send the body as application/json, not \(contentType.map { "\"\($0.prefix(100))\"" } ?? "without a Content-Type")")
+        }
+        do {
+            return try JSON.parse(buffer.readableBytesView)
+        } catch .tooDeep {
+            throw APIError.invalidJSON("nested deeper than \(JSON.maxNestingDepth) levels")
+        } catch .invalid(let reason) {
+            throw APIError.invalidJSON(reason)
+        }
+    }
+
+    static func isJSON(_ contentType: String) -> Bool {
+        let media = contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        return media == "application/json" || (media.hasPrefix("application/") && media.hasSuffix("+json"))
+    }
+
+    /// `If-Match: "3"` (also `W/"3"` or `3`) as a revision; `nil` when absent.
+    func ifMatchRevision() throws -> Int? {
+        guard let raw = headers[.ifMatch] else { return nil }
+        var s = Substring(raw.trimmingCharacters(in: .whitespaces))
+        if s.hasPrefix("W/") { s = s.dropFirst(2) }
+        if s.hasPrefix("\""), s.hasSuffix("\""), s.count >= 2 { s = s.dropFirst().dropLast() }
+        guard let revision = Int(s), revision >= 0 else {
+            throw APIError(.badRequest, code: "invalid_request", message: "If-Match must be a revision in quotes, such as \"3\"", details: [
+                ValidationIssue(path: "If-Match", message: "\"\(raw.prefix(40))\" is not a revision")
+            ])
+        }
+        return revision
+    }
+}

@@ -152,10 +152,10 @@ public enum RegexPattern {
             return "regular expressions are at most \(ConditionParser.maxPatternLength) characters, not \(pattern.count)"
         }
         do {
-            _ = try Regex(pattern)
+            _ = try BoundedRegex(pattern)
             return nil
         } catch {
-            return "is not a valid regular expression: \(error)"
+            return "is not a valid regular expression: \(error.description)"
         }
     }
 }

@@ -1,0 +1,434 @@
+/// A regular expression engine whose running time is bounded: patterns compile to a Thompson NFA
+/// run as a Pike VM (no backtracking), so a hostile pattern cannot take exponential time, and a
+/// step budget caps the linear worst case. It supports the common syntax — literals, `.`, classes
+/// `[a-z]` `[^…]`, `\d \w \s` and their negations, `^`, `$`, groups `(…)` `(?:…)` `(?<name>…)`,
+/// `|`, and `* + ? {n} {n,} {n,m}` (lazy forms match the same) — and rejects backreferences,
+/// lookaround and inline flags at write time.
+public struct BoundedRegex: Sendable {
+    public static let maxProgramSize = 5_000
+    public static let maxRepeat = 1_000
+    /// Inputs longer than this never match.
+    public static let maxInputLength = 8_192
+    /// NFA steps one match may take before it gives up (and does not match).
+    public static let maxSteps = 2_000_000
+
+    public struct SyntaxError: Error, Sendable, Equatable, CustomStringConvertible {
+        public var description: String
+    }
+
+    enum Instruction: Sendable {
+        case scalar(Unicode.Scalar)
+        case any
+        case set(ScalarSet)
+        case split(Int, Int)
+        case jump(Int)
+        case lineStart
+        case lineEnd
+        case match
+    }
+
+    let program: [Instruction]
+    public let pattern: String
+
+    public init(_ pattern: String) throws(SyntaxError) {
+        self.pattern = pattern
+        var parser = Parser(scalars: Array(pattern.unicodeScalars))
+        let node = try parser.parse()
+        var compiler = Compiler()
+        try compiler.emit(node)
+        compiler.program.append(.match)
+        guard compiler.program.count <= Self.maxProgramSize else {
+            throw SyntaxError(description: "the pattern is too large once its repetitions are expanded")
+        }
+        program = compiler.program
+    }
+
+    /// True when the pattern matches anywhere in `input` (use `^…$` to match all of it).
+    public func matches(_ input: String) -> Bool {
+        let scalars = Array(input.unicodeScalars)
+        guard scalars.count <= Self.maxInputLength else { return false }
+        let n = program.count
+        var current = ThreadList(capacity: n)
+        var next = ThreadList(capacity: n)
+        var steps = 0
+        var stack: [Int] = []
+        stack.reserveCapacity(16)
+
+        // Adds `pc` and everything reachable from it without consuming input.
+        func add(_ pc: Int, at position: Int, to list: inout ThreadList) -> Bool {
+            stack.append(pc)
+            while let p = stack.popLast() {
+                guard list.insert(p) else { continue }
+                steps += 1
+                switch program[p] {
+                case .jump(let target): stack.append(target)
+                case .split(let a, let b):
+                    stack.append(b)
+                    stack.append(a)
+                case .lineStart: if position == 0 { stack.append(p + 1) }
+                case .lineEnd: if position == scalars.count { stack.append(p + 1) }
+                case .match: return true
+                default: break
+                }
+            }
+            return false
+        }
+
+        for position in 0...scalars.count {
+            if add(0, at: position, to: &current) { return true }
+            if position == scalars.count { break }
+            let c = scalars[position]
+            next.clear()
+            for pc in current.members {
+                steps += 1
+                let advances: Bool
+                switch program[pc] {
+                case .scalar(let s): advances = s == c
+                case .any: advances = c != "\n"
+                case .set(let set): advances = set.contains(c)
+                default: advances = false
+                }
+                if advances, add(pc + 1, at: position + 1, to: &next) { return true }
+            }
+            if steps > Self.maxSteps { return false }
+            swap(&current, &next)
+        }
+        return false
+    }
+}
+
+/// A sparse set of program counters, cleared in O(1).
+struct ThreadList {
+    private(set) var members: [Int] = []
+    private var mark: [UInt32]
+    private var generation: UInt32 = 1
+
+    init(capacity: Int) {
+        mark = Array(repeating: 0, count: capacity)
+        members.reserveCapacity(capacity)
+    }
+
+    mutating func insert(_ pc: Int) -> Bool {
+        if mark[pc] == generation { return false }
+        mark[pc] = generation
+        members.append(pc)
+        return true
+    }
+
+    mutating func clear() {
+        members.removeAll(keepingCapacity: true)
+        generation &+= 1
+        if generation == 0 {
+            for i in mark.indices { mark[i] = 0 }
+            generation = 1
+        }
+    }
+}
+
+/// A character class: ranges, optionally negated.
+struct ScalarSet: Sendable {
+    var ranges: [ClosedRange<UInt32>] = []
+    var negated = false
+
+    func contains(_ c: Unicode.Scalar) -> Bool {
+        let v = c.value
+        var found = false
+        for r in ranges where r.contains(v) {
+            found = true
+            break
+        }
+        return found != negated
+    }
+
+    static let digit = ScalarSet(ranges: [48...57])
+    static let word = ScalarSet(ranges: [48...57, 65...90, 95...95, 97...122])
+    static let space = ScalarSet(ranges: [9...13, 32...32])
+
+    var inverted: ScalarSet { ScalarSet(ranges: ranges, negated: !negated) }
+}
+
+extension BoundedRegex {
+    indirect enum Node {
+        case empty
+        case scalar(Unicode.Scalar)
+        case any
+        case set(ScalarSet)
+        case lineStart, lineEnd
+        case concat([Node])
+        case alternation([Node])
+        case repetition(Node, min: Int, max: Int?)
+    }
+
+    struct Parser {
+        let scalars: [Unicode.Scalar]
+        var i = 0
+        var depth = 0
+
+        init(scalars: [Unicode.Scalar]) { self.scalars = scalars }
+
+        mutating func parse() throws(SyntaxError) -> Node {
+            let node = try alternation()
+            if i < scalars.count { throw SyntaxError(description: "unbalanced ')' at position \(i)") }
+            return node
+        }
+
+        var peek: Unicode.Scalar? { i < scalars.count ? scalars[i] : nil }
+
+        mutating func alternation() throws(SyntaxError) -> Node {
+            var branches = [try concatenation()]
+            while peek == "|" {
+                i += 1
+                branches.append(try concatenation())
+            }
+            return branches.count == 1 ? branches[0] : .alternation(branches)
+        }
+
+        mutating func concatenation() throws(SyntaxError) -> Node {
+            var items: [Node] = []
+            while let c = peek, c != "|", c != ")" {
+                items.append(try quantified())
+            }
+            return items.isEmpty ? .empty : (items.count == 1 ? items[0] : .concat(items))
+        }
+
+        mutating func quantified() throws(SyntaxError) -> Node {
+            var node = try atom()
+            while let c = peek {
+                var range: (Int, Int?)
+                switch c {
+                case "*": range = (0, nil); i += 1
+                case "+": range = (1, nil); i += 1
+                case "?": range = (0, 1); i += 1
+                case "{":
+                    guard let counted = try countedRepetition() else { return node }
+                    range = counted
+                default: return node
+                }
+                if case .lineStart = node { throw SyntaxError(description: "nothing to repeat at position \(i - 1)") }
+                if case .lineEnd = node { throw SyntaxError(description: "nothing to repeat at position \(i - 1)") }
+                if peek == "?" { i += 1 }  // lazy: same language, same answer for "does it match"
+                if peek == "+" { throw SyntaxError(description: "possessive quantifiers are not supported") }
+                node = .repetition(node, min: range.0, max: range.1)
+            }
+            return node
+        }
+
+        /// `{n}`, `{n,}`, `{n,m}`; a `{` that does not start one is a literal.
+        mutating func countedRepetition() throws(SyntaxError) -> (Int, Int?)? {
+            let start = i
+            i += 1
+            func number(_ p: inout Parser) -> Int? {
+                var digits = ""
+                while let c = p.peek, c.properties.numericType == .decimal, c.isASCII {
+                    digits.unicodeScalars.append(c)
+                    p.i += 1
+                }
+                return digits.isEmpty ? nil : Int(digits.prefix(6))
+            }
+            guard let low = number(&self) else {
+                i = start
+                return nil
+            }
+            var high: Int? = low
+            if peek == "," {
+                i += 1
+                high = number(&self)
+            }
+            guard peek == "}" else {
+                i = start
+                return nil
+            }
+            i += 1
+            if low > BoundedRegex.maxRepeat || (high ?? 0) > BoundedRegex.maxRepeat {
+                throw SyntaxError(description: "repetition counts are at most \(BoundedRegex.maxRepeat)")
+            }
+            if let high, high < low { throw SyntaxError(description: "{\(low),\(high)} has its bounds the wrong way round") }
+            return (low, high)
+        }
+
+        mutating func atom() throws(SyntaxError) -> Node {
+            guard let c = peek else { throw SyntaxError(description: "unexpected end of pattern") }
+            i += 1
+            switch c {
+            case ".": return .any
+            case "^": return .lineStart
+            case "$": return .lineEnd
+            case "*", "+", "?": throw SyntaxError(description: "nothing to repeat at position \(i - 1)")
+            case "[": return .set(try characterClass())
+            case "\\": return try escape(inClass: false).node
+            case "(":
+                if peek == "?" {
+                    i += 1
+                    switch peek {
+                    case ":": i += 1
+                    case "<" where i + 1 < scalars.count && scalars[i + 1] != "=" && scalars[i + 1] != "!":
+                        try skipGroupName(closing: ">")
+                    case "P" where i + 1 < scalars.count && scalars[i + 1] == "<":
+                        i += 1
+                        try skipGroupName(closing: ">")
+                    case "=", "!", "<": throw SyntaxError(description: "lookaround is not supported")
+                    default: throw SyntaxError(description: "inline flags and other (? groups are not supported")
+                    }
+                }
+                depth += 1
+                guard depth <= 32 else { throw SyntaxError(description: "groups are nested too deeply") }
+                let inner = try alternation()
+                depth -= 1
+                guard peek == ")" else { throw SyntaxError(description: "missing ')'") }
+                i += 1
+                return inner
+            default:
+                return .scalar(c)
+            }
+        }
+
+        mutating func skipGroupName(closing: Unicode.Scalar) throws(SyntaxError) {
+            i += 1
+            while let c = peek, c != closing {
+                guard c.properties.isAlphabetic || c == "_" || (c.isASCII && c.properties.numericType == .decimal) else {
+                    throw SyntaxError(description: "bad group name")
+                }
+                i += 1
+            }
+            guard peek == closing else { throw SyntaxError(description: "unterminated group name") }
+            i += 1
+        }
+
+        enum Escaped {
+            case scalar(Unicode.Scalar)
+            case set(ScalarSet)
+
+            var node: Node {
+                switch self {
+                case .scalar(let s): .scalar(s)
+                case .set(let s): .set(s)
+                }
+            }
+        }
+
+        mutating func escape(inClass: Bool) throws(SyntaxError) -> Escaped {
+            guard let c = peek else { throw SyntaxError(description: "the pattern ends with a lone backslash") }
+            i += 1
+            switch c {
+            case "d": return .set(.digit)
+            case "D": return .set(ScalarSet.digit.inverted)
+            case "w": return .set(.word)
+            case "W": return .set(ScalarSet.word.inverted)
+            case "s": return .set(.space)
+            case "S": return .set(ScalarSet.space.inverted)
+            case "n": return .scalar("\n")
+            case "t": return .scalar("\t")
+            case "r": return .scalar("\r")
+            case "f": return .scalar("\u{0C}")
+            case "v": return .scalar("\u{0B}")
+            case "0": return .scalar("\0")
+            default:
+                if c.isASCII, c.properties.isAlphabetic || c.properties.numericType == .decimal {
+                    throw SyntaxError(description: "\\\(c) is not supported (backreferences, \\b and similar escapes are not)")
+                }
+                return .scalar(c)
+            }
+        }
+
+        mutating func characterClass() throws(SyntaxError) -> ScalarSet {
+            var set = ScalarSet()
+            if peek == "^" {
+                set.negated = true
+                i += 1
+            }
+            var first = true
+            while true {
+                guard let c = peek else { throw SyntaxError(description: "missing ']'") }
+                if c == "]", !first {
+                    i += 1
+                    return set
+                }
+                first = false
+                i += 1
+                var low: Unicode.Scalar
+                if c == "\\" {
+                    switch try escape(inClass: true) {
+                    case .scalar(let s): low = s
+                    case .set(let s):
+                        if s.negated {
+                            throw SyntaxError(description: "negated escapes such as \\D inside [...] are not supported")
+                        }
+                        set.ranges.append(contentsOf: s.ranges)
+                        continue
+                    }
+                } else if c == "[", peek == ":" {
+                    throw SyntaxError(description: "POSIX classes such as [:alpha:] are not supported")
+                } else {
+                    low = c
+                }
+                if peek == "-", i + 1 < scalars.count, scalars[i + 1] != "]" {
+                    i += 1
+                    guard var high = peek else { throw SyntaxError(description: "missing ']'") }
+                    i += 1
+                    if high == "\\" {
+                        guard case .scalar(let s) = try escape(inClass: true) else {
+                            throw SyntaxError(description: "a class escape cannot end a range")
+                        }
+                        high = s
+                    }
+                    guard low.value <= high.value else { throw SyntaxError(description: "range \(low)-\(high) is out of order") }
+                    set.ranges.append(low.value...high.value)
+                } else {
+                    set.ranges.append(low.value...low.value)
+                }
+            }
+        }
+    }
+
+    struct Compiler {
+        var program: [Instruction] = []
+
+        mutating func emit(_ node: Node) throws(SyntaxError) {
+            guard program.count <= BoundedRegex.maxProgramSize else {
+                throw SyntaxError(description: "the pattern is too large once its repetitions are expanded")
+            }
+            switch node {
+            case .empty: break
+            case .scalar(let s): program.append(.scalar(s))
+            case .any: program.append(.any)
+            case .set(let s): program.append(.set(s))
+            case .lineStart: program.append(.lineStart)
+            case .lineEnd: program.append(.lineEnd)
+            case .concat(let items): for item in items { try emit(item) }
+            case .alternation(let branches):
+                var jumps: [Int] = []
+                for (index, branch) in branches.enumerated() {
+                    if index < branches.count - 1 {
+                        let split = program.count
+                        program.append(.split(split + 1, -1))
+                        try emit(branch)
+                        jumps.append(program.count)
+                        program.append(.jump(-1))
+                        program[split] = .split(split + 1, program.count)
+                    } else {
+                        try emit(branch)
+                    }
+                }
+                for j in jumps { program[j] = .jump(program.count) }
+            case .repetition(let inner, let min, let max):
+                for _ in 0..<min { try emit(inner) }
+                if let max {
+                    // Each optional copy may be skipped straight to the end.
+                    var splits: [Int] = []
+                    for _ in min..<max {
+                        splits.append(program.count)
+                        program.append(.split(program.count + 1, -1))
+                        try emit(inner)
+                    }
+                    for s in splits { program[s] = .split(s + 1, program.count) }
+                } else {
+                    let loop = program.count
+                    program.append(.split(loop + 1, -1))
+                    try emit(inner)
+                    program.append(.jump(loop))
+                    program[loop] = .split(loop + 1, program.count)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,59 @@
+/// SPEC 2: `bucket = (murmur3_x86_32("<salt>:<unit>") * 10_000) >> 32`, a number in 0 ..< 10_000
+/// (hundredths of a percent). Stable across processes, replicas and releases.
+public enum Bucketing {
+    public static let buckets = 10_000
+
+    /// The hash of `"<salt>:<unit>"`, built without an intermediate `String`.
+    @inlinable
+    public static func hash(salt: String, unit: String) -> UInt32 {
+        var salt = salt
+        var unit = unit
+        return salt.withUTF8 { s in
+            unit.withUTF8 { u in
+                let total = s.count + 1 + u.count
+                if total <= 512 {
+                    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: total) { buffer in
+                        concatenate(s, u, into: buffer)
+                        return Murmur3.hash32(UnsafeRawBufferPointer(buffer), seed: 0)
+                    }
+                }
+                var bytes = [UInt8](repeating: 0, count: total)
+                return bytes.withUnsafeMutableBufferPointer { buffer in
+                    concatenate(s, u, into: buffer)
+                    return Murmur3.hash32(UnsafeRawBufferPointer(buffer), seed: 0)
+                }
+            }
+        }
+    }
+
+    @inlinable
+    static func concatenate(_ s: UnsafeBufferPointer<UInt8>, _ u: UnsafeBufferPointer<UInt8>, into buffer: UnsafeMutableBufferPointer<UInt8>) {
+        var i = 0
+        for b in s {
+            buffer[i] = b
+            i += 1
+        }
+        buffer[i] = UInt8(ascii: ":")
+        i += 1
+        for b in u {
+            buffer[i] = b
+            i += 1
+        }
+    }
+
+    @inlinable
+    public static func bucket(hash: UInt32) -> Int {
+        Int((UInt64(hash) &* UInt64(buckets)) >> 32)
+    }
+
+    @inlinable
+    public static func bucket(salt: String, unit: String) -> Int {
+        bucket(hash: hash(salt: salt, unit: unit))
+    }
+
+    /// The traffic bucket of SPEC 2: a second, independent hash under `"<salt>.traffic"`.
+    public static func trafficSalt(_ salt: String) -> String { salt + ".traffic" }
+
+    /// The layer bucket of SPEC 2: `bucket("layer:<layer>", unit)`.
+    public static func layerSalt(_ layer: String) -> String { "layer:" + layer }
+}

@@ -192,8 +192,9 @@ extension BoundedRegex {
         }
 
         mutating func quantified() throws(SyntaxError) -> Node {
-            var node = try atom()
-            while let c = peek {
+            let node = try atom()
+            // One quantifier per atom: a second one (`a**`) is an error, as in PCRE and JavaScript.
+            if let c = peek {
                 var range: (Int, Int?)
                 switch c {
                 case "*": range = (0, nil); i += 1
@@ -208,7 +209,7 @@ extension BoundedRegex {
                 if case .lineEnd = node { throw SyntaxError(description: "nothing to repeat at position \(i - 1)") }
                 if peek == "?" { i += 1 }  // lazy: same language, same answer for "does it match"
                 if peek == "+" { throw SyntaxError(description: "possessive quantifiers are not supported") }
-                node = .repetition(node, min: range.0, max: range.1)
+                return .repetition(node, min: range.0, max: range.1)
             }
             return node
         }

@@ -1,0 +1,86 @@
+/// Everything assignment needs, compiled once and then only read: the active experiments
+/// (not draft, not archived) with cohorts inlined and patterns compiled, and the opted-out units.
+/// A new snapshot replaces the old one whole whenever configuration changes.
+public struct ConfigSnapshot: Sendable {
+    /// Identifies the configuration this snapshot was built from (ETags use it).
+    public let revision: String
+    /// Active experiments ordered by key.
+    public let experiments: [CompiledExperiment]
+    public let optedOut: Set<String>
+    private let index: [String: Int]
+
+    public init(revision: String, experiments: [Experiment], cohorts: [Cohort], optedOut: Set<String>) {
+        let conditions = Dictionary(cohorts.map { ($0.key, $0.condition) }, uniquingKeysWith: { a, _ in a })
+        let active = experiments.filter { !$0.isArchived && $0.status != .draft }.sorted { $0.key < $1.key }
+        self.revision = revision
+        self.experiments = active.map { CompiledExperiment($0, cohorts: conditions) }
+        self.optedOut = optedOut
+        self.index = Dictionary(uniqueKeysWithValues: self.experiments.enumerated().map { ($1.key, $0) })
+    }
+
+    public static let empty = ConfigSnapshot(revision: "0", experiments: [], cohorts: [], optedOut: [])
+
+    public func experiment(_ key: String) -> CompiledExperiment? {
+        index[key].map { experiments[$0] }
+    }
+}
+
+/// One experiment, prepared for the hot path: salts, variant lookups and reason strings are
+/// computed here so that assigning allocates as little as possible.
+public final class CompiledExperiment: Sendable {
+    public struct CompiledRule: Sendable {
+        public let when: CompiledCondition?
+        /// `(variant index, cumulative upper bound in buckets)`; one entry for a single-variant serve.
+        public let ranges: [(variant: Int, upper: Int)]
+        public let traffic: Int
+        public let reason: String
+    }
+
+    public let key: String
+    public let status: ExperimentStatus
+    public let unit: UnitKind
+    public let fallbackUnit: UnitKind?
+    public let salt: String
+    public let trafficSalt: String
+    public let layerSalt: String?
+    public let layerRange: LayerRange?
+    public let optOut: Bool
+    public let variants: [Variant]
+    public let control: Int
+    public let winner: Int?
+    public let rules: [CompiledRule]
+    public let revision: Int
+
+    public init(_ experiment: Experiment, cohorts: [String: Condition]) {
+        let d = experiment.definition
+        key = d.key
+        status = experiment.status
+        unit = d.unit
+        fallbackUnit = d.fallbackUnit
+        salt = d.salt
+        trafficSalt = Bucketing.trafficSalt(d.salt)
+        layerSalt = d.layer.map(Bucketing.layerSalt)
+        layerRange = d.layerRange
+        optOut = d.optOut
+        variants = d.variants
+        revision = experiment.revision
+        let position = Dictionary(uniqueKeysWithValues: d.variants.enumerated().map { ($1.key, $0) })
+        control = position[d.control] ?? 0
+        winner = experiment.winner.flatMap { position[$0] }
+        rules = d.rules.map { rule in
+            var ranges: [(Int, Int)] = []
+            switch rule.serve {
+            case .variant(let v): ranges = [(position[v] ?? 0, Bucketing.buckets)]
+            case .split(let entries):
+                var upper = 0
+                for entry in entries {
+                    upper += entry.weight
+                    ranges.append((position[entry.variant] ?? 0, upper))
+                }
+            }
+            return CompiledRule(
+                when: rule.when.map { CompiledCondition($0, cohorts: cohorts) }, ranges: ranges, traffic: rule.traffic,
+                reason: "rule:" + rule.name)
+        }
+    }
+}

@@ -21,6 +21,7 @@ public struct APIKeyRepository: Sendable {
             try await insertAudit(
                 on: connection, logger: logger, actor: actor, action: "key.create", targetType: "key", targetKey: key.id, experiment: nil,
                 before: nil, after: key.json)
+            try await notifyConfigChanged(on: connection, logger: logger, what: "keys")
         }
         return (key, secret)
     }
@@ -67,6 +68,7 @@ public struct APIKeyRepository: Sendable {
             try await insertAudit(
                 on: connection, logger: logger, actor: actor, action: "key.delete", targetType: "key", targetKey: id, experiment: nil,
                 before: revoked.json, after: nil)
+            try await notifyConfigChanged(on: connection, logger: logger, what: "keys")
         }
     }
 

@@ -32,6 +32,9 @@ public final class AviaryDatabase: Service, Sendable {
     public var keys: APIKeyRepository { APIKeyRepository(database: self) }
     public var audit: AuditRepository { AuditRepository(database: self) }
     public var migrator: Migrator { Migrator(client: client, logger: logger) }
+    public var config: ConfigRepository { ConfigRepository(database: self) }
+    public var optOuts: OptOutRepository { OptOutRepository(database: self) }
+    public var exposures: ExposureRepository { ExposureRepository(database: self) }
 
     /// Runs `body` in a transaction holding the configuration lock.
     func configTransaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {

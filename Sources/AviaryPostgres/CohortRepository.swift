@@ -45,6 +45,7 @@ public struct CohortRepository: Sendable {
             try await insertAudit(
                 on: connection, logger: logger, actor: actor, action: existing == nil ? "cohort.create" : "cohort.update",
                 targetType: "cohort", targetKey: key, experiment: nil, before: existing?.json, after: cohort.json)
+            try await notifyConfigChanged(on: connection, logger: logger, what: "cohort")
             return (cohort, existing == nil ? .created : .updated)
         }
     }
@@ -88,6 +89,7 @@ public struct CohortRepository: Sendable {
             try await insertAudit(
                 on: connection, logger: logger, actor: actor, action: "cohort.delete", targetType: "cohort", targetKey: key, experiment: nil,
                 before: existing.json, after: nil)
+            try await notifyConfigChanged(on: connection, logger: logger, what: "cohort")
         }
     }
 

@@ -177,6 +177,7 @@ public struct ExperimentRepository: Sendable {
         try await insertAudit(
             on: connection, logger: logger, actor: actor, action: "experiment.\(action)", targetType: "experiment", targetKey: experiment.key,
             experiment: experiment.key, before: before?.json, after: experiment.json)
+        try await notifyConfigChanged(on: connection, logger: logger, what: "experiment")
     }
 
     func fetch(_ key: String, on connection: PostgresConnection, forUpdate: Bool) async throws -> Experiment? {

@@ -10,10 +10,14 @@ public func buildApplication(configuration: AviaryConfiguration, logger: Logger?
     let migrations = try Migration.load(from: configuration.migrationsDirectory)
     let database = try AviaryDatabase(url: configuration.databaseURL, maximumConnections: configuration.databaseMaxConnections, logger: logger)
     let authenticator = KeyAuthenticator()
+    let snapshots = SnapshotStore()
+    let exposures = ExposureRecorder(repository: database.exposures, logger: logger)
+    let feed = ConfigFeed(database: database, snapshots: snapshots, authenticator: authenticator, pollInterval: configuration.configPollInterval, logger: logger)
 
     let router = Router(context: AviaryRequestContext.self)
     router.add(middleware: ErrorMiddleware())
-    HealthController(database: database, migrations: migrations, authenticator: authenticator).addRoutes(to: router)
+    if !configuration.corsOrigins.isEmpty { router.add(middleware: AviaryCORSMiddleware(origins: Set(configuration.corsOrigins))) }
+    HealthController(database: database, migrations: migrations, authenticator: authenticator, snapshots: snapshots).addRoutes(to: router)
 
     let admin = AuthMiddleware(authenticator: authenticator, role: .admin)
     ExperimentsController(repository: database.experiments).addRoutes(to: router.group("v1/experiments").add(middleware: admin))
@@ -21,13 +25,18 @@ public func buildApplication(configuration: AviaryConfiguration, logger: Logger?
     KeysController(repository: database.keys, authenticator: authenticator).addRoutes(to: router.group("v1/keys").add(middleware: admin))
     AuditController(repository: database.audit).addRoutes(to: router.group("v1/audit").add(middleware: admin))
 
+    let client = AuthMiddleware(authenticator: authenticator, role: .client)
+    AssignController(snapshots: snapshots, exposures: exposures).addRoutes(to: router.group("v1/assign").add(middleware: client))
+    OptOutController(repository: database.optOuts).addRoutes(to: router.group("v1/opt-out").add(middleware: client))
+    OFREPController(snapshots: snapshots, exposures: exposures).addRoutes(
+        to: router.group("ofrep/v1/evaluate").add(middleware: AuthMiddleware(authenticator: authenticator, role: .client, emptyErrorBodies: true)))
+
+    // Services stop in reverse order: the server first, then the exposure flush, while the
+    // database pool is still up.
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
-        services: [
-            database,
-            KeyRefreshService(authenticator: authenticator, repository: database.keys, interval: configuration.keyRefreshInterval, logger: logger),
-        ],
+        services: [database, feed, exposures],
         logger: logger
     )
     app.beforeServerStarts {
@@ -37,7 +46,9 @@ public func buildApplication(configuration: AviaryConfiguration, logger: Logger?
         if let token = configuration.adminToken {
             try await database.keys.bootstrapAdmin(secret: token)
         }
-        try await authenticator.reload(from: database.keys)
+        // Serve from the first request when the database is up; otherwise the feed keeps trying
+        // and /readyz says not ready until it succeeds.
+        await feed.reload()
     }
     return app
 }

@@ -11,8 +11,8 @@ public struct AviaryConfiguration: Sendable {
     public var corsOrigins: [String]
     public var rolloutTick: Duration
     public var logLevel: Logger.Level
-    /// How often keys are re-read from the database as a fallback to local writes.
-    public var keyRefreshInterval: Duration
+    /// How often configuration and keys are re-read as a fallback to `LISTEN/NOTIFY`.
+    public var configPollInterval: Duration
     /// Apply pending migrations when the server starts.
     public var migrateOnStart: Bool
     public var migrationsDirectory: URL
@@ -20,7 +20,7 @@ public struct AviaryConfiguration: Sendable {
 
     public init(
         databaseURL: String, host: String = "127.0.0.1", port: Int = 8080, adminToken: String? = nil, corsOrigins: [String] = [],
-        rolloutTick: Duration = .seconds(5), logLevel: Logger.Level = .info, keyRefreshInterval: Duration = .seconds(2),
+        rolloutTick: Duration = .seconds(5), logLevel: Logger.Level = .info, configPollInterval: Duration = .seconds(5),
         migrateOnStart: Bool = false, migrationsDirectory: URL, databaseMaxConnections: Int = 20
     ) {
         self.databaseURL = databaseURL
@@ -30,7 +30,7 @@ public struct AviaryConfiguration: Sendable {
         self.corsOrigins = corsOrigins
         self.rolloutTick = rolloutTick
         self.logLevel = logLevel
-        self.keyRefreshInterval = keyRefreshInterval
+        self.configPollInterval = configPollInterval
         self.migrateOnStart = migrateOnStart
         self.migrationsDirectory = migrationsDirectory
         self.databaseMaxConnections = databaseMaxConnections

@@ -18,11 +18,11 @@ struct TestApp {
     let database: AviaryDatabase
     let url: String
 
-    static func run(_ mode: TestingSetup = .router, _ body: @Sendable (TestApp) async throws -> Void) async throws {
+    static func run(_ mode: TestingSetup = .router, corsOrigins: [String] = [], _ body: @Sendable (TestApp) async throws -> Void) async throws {
         try await TestDatabase.withMigrated { url, database in
             let configuration = AviaryConfiguration(
-                databaseURL: url, port: 0, adminToken: adminToken, logLevel: .error, migrationsDirectory: TestDatabase.migrationsDirectory,
-                databaseMaxConnections: 8)
+                databaseURL: url, port: 0, adminToken: adminToken, corsOrigins: corsOrigins, logLevel: .error,
+                migrationsDirectory: TestDatabase.migrationsDirectory, databaseMaxConnections: 8)
             let app = try await buildApplication(configuration: configuration)
             try await app.test(mode) { client in
                 try await body(TestApp(client: client, database: database, url: url))
@@ -98,3 +98,26 @@ func chatRelease(key: String = "chat-release") -> JSON {
 }
 
 let internalCohort: JSON = ["name": "Staff", "condition": ["attr": "email", "ends_with": "@lobehub.com"]]
+
+extension TestApp {
+    /// The SPEC 4 experiment with its `internal` cohort (cookie `internal=1`), started.
+    func startChatRelease() async throws {
+        try await request(.put, "/v1/cohorts/internal", json: ["condition": ["attr": "cookie.internal", "eq": "1"]])
+        #expect(try await request(.post, "/v1/experiments", json: chatRelease()).status == .created)
+        #expect(try await request(.post, "/v1/experiments/chat-release/start").status == .ok)
+        try await waitUntil { try await self.request(.get, "/v1/assign/chat-release", key: adminToken).status == .ok }
+    }
+
+    /// Polls `condition` every 20 ms for up to `timeout`; returns how long it took.
+    @discardableResult
+    func waitUntil(timeout: Duration = .seconds(5), _ condition: @Sendable () async throws -> Bool) async throws -> Duration {
+        let clock = ContinuousClock()
+        let start = clock.now
+        while clock.now - start < timeout {
+            if try await condition() { return clock.now - start }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("condition not met within \(timeout)")
+        return timeout
+    }
+}

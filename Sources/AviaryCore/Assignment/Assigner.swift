@@ -26,6 +26,8 @@ public struct Assignment: Sendable {
     public let inExperiment: Bool
     /// The id that was hashed, when there was one.
     public let unit: String?
+    /// The rule that decided, when one did.
+    public let rule: CompiledExperiment.CompiledRule?
 
     public var variant: Variant { experiment.variants[variantIndex] }
     public var variantKey: String { experiment.variants[variantIndex].key }
@@ -35,8 +37,10 @@ public struct Assignment: Sendable {
 /// No I/O, no locks: the same context and snapshot give the same answer on every replica.
 public enum Assigner {
     public static func assign(_ context: AssignmentContext, to experiment: CompiledExperiment, optedOut: Set<String>) -> Assignment {
-        func answer(_ index: Int, _ reason: AssignmentReason, _ inExperiment: Bool, _ unit: String?) -> Assignment {
-            Assignment(experiment: experiment, variantIndex: index, reason: reason, inExperiment: inExperiment, unit: unit)
+        func answer(
+            _ index: Int, _ reason: AssignmentReason, _ inExperiment: Bool, _ unit: String?, _ rule: CompiledExperiment.CompiledRule? = nil
+        ) -> Assignment {
+            Assignment(experiment: experiment, variantIndex: index, reason: reason, inExperiment: inExperiment, unit: unit, rule: rule)
         }
         let unit = context.unit(experiment.unit) ?? experiment.fallbackUnit.flatMap { context.unit($0) }
 
@@ -61,13 +65,13 @@ public enum Assigner {
             if rule.traffic < Bucketing.buckets, Bucketing.bucket(salt: experiment.trafficSalt, unit: unit) >= rule.traffic {
                 return answer(experiment.control, .traffic, false, unit)
             }
-            if rule.ranges.count == 1 { return answer(rule.ranges[0].variant, .rule(rule.reason), true, unit) }
+            if rule.ranges.count == 1 { return answer(rule.ranges[0].variant, .rule(rule.reason), true, unit, rule) }
             let b = Bucketing.bucket(salt: experiment.salt, unit: unit)
             for range in rule.ranges where b < range.upper {
-                return answer(range.variant, .rule(rule.reason), true, unit)
+                return answer(range.variant, .rule(rule.reason), true, unit, rule)
             }
             // Weights sum to 100 %, so this is unreachable; answer the control rather than fail.
-            return answer(experiment.control, .rule(rule.reason), true, unit)
+            return answer(experiment.control, .rule(rule.reason), true, unit, rule)
         }
         return answer(experiment.control, .noRuleMatched, false, unit)
     }

@@ -34,6 +34,7 @@ public final class CompiledExperiment: Sendable {
         public let ranges: [(variant: Int, upper: Int)]
         public let traffic: Int
         public let reason: String
+        public let isSplit: Bool
     }
 
     public let key: String
@@ -46,6 +47,8 @@ public final class CompiledExperiment: Sendable {
     public let layerRange: LayerRange?
     public let optOut: Bool
     public let variants: [Variant]
+    /// Each variant's value as canonical JSON bytes, so responses copy instead of encoding.
+    public let valueJSON: [[UInt8]]
     public let control: Int
     public let winner: Int?
     public let rules: [CompiledRule]
@@ -63,15 +66,18 @@ public final class CompiledExperiment: Sendable {
         layerRange = d.layerRange
         optOut = d.optOut
         variants = d.variants
+        valueJSON = d.variants.map { Array($0.value.canonicalData()) }
         revision = experiment.revision
         let position = Dictionary(uniqueKeysWithValues: d.variants.enumerated().map { ($1.key, $0) })
         control = position[d.control] ?? 0
         winner = experiment.winner.flatMap { position[$0] }
         rules = d.rules.map { rule in
             var ranges: [(Int, Int)] = []
+            var isSplit = false
             switch rule.serve {
             case .variant(let v): ranges = [(position[v] ?? 0, Bucketing.buckets)]
             case .split(let entries):
+                isSplit = true
                 var upper = 0
                 for entry in entries {
                     upper += entry.weight
@@ -80,7 +86,7 @@ public final class CompiledExperiment: Sendable {
             }
             return CompiledRule(
                 when: rule.when.map { CompiledCondition($0, cohorts: cohorts) }, ranges: ranges, traffic: rule.traffic,
-                reason: "rule:" + rule.name)
+                reason: "rule:" + rule.name, isSplit: isSplit)
         }
     }
 }

@@ -8,8 +8,19 @@ struct AuthMiddleware: RouterMiddleware {
 
     let authenticator: KeyAuthenticator
     let role: APIKeyRole
+    /// OFREP wants 401 and 403 without a body.
+    var emptyErrorBodies = false
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if emptyErrorBodies {
+            guard let key = Self.presentedKey(request).flatMap(authenticator.authenticate) else {
+                return Response(status: .unauthorized, headers: [.wwwAuthenticate: "Bearer"])
+            }
+            if role == .admin, key.role != .admin { return Response(status: .forbidden) }
+            var context = context
+            context.apiKey = key
+            return try await next(request, context)
+        }
         guard let presented = Self.presentedKey(request) else {
             throw APIError(
                 .unauthorized, code: "unauthorized", message: "send an API key as Authorization: Bearer <key> or X-API-Key: <key>",

@@ -1,7 +1,6 @@
 import AviaryCore
 import AviaryPostgres
 import Logging
-import ServiceLifecycle
 import Synchronization
 
 /// Holds the live API keys in memory so that authentication never waits on the database.
@@ -35,22 +34,3 @@ public final class KeyAuthenticator: Sendable {
     }
 }
 
-/// Re-reads keys periodically, so keys created or revoked through another replica take effect.
-struct KeyRefreshService: Service {
-    let authenticator: KeyAuthenticator
-    let repository: APIKeyRepository
-    let interval: Duration
-    let logger: Logger
-
-    func run() async throws {
-        // The first load happens before the server starts; this loop only refreshes.
-        while !Task.isCancelled, !Task.isShuttingDownGracefully {
-            try? await Task.sleep(for: interval)
-            do {
-                try await authenticator.reload(from: repository)
-            } catch {
-                logger.warning("could not refresh API keys; keeping the last ones", metadata: ["error": "\(error)"])
-            }
-        }
-    }
-}

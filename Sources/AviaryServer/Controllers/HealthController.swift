@@ -3,19 +3,23 @@ import AviaryPostgres
 import Hummingbird
 
 /// `/healthz`: the process answers. `/readyz`: the database answers, migrations are applied
-/// and keys are loaded — what a load balancer should wait for.
+/// and keys and configuration are loaded — what a load balancer should wait for.
 struct HealthController {
     let database: AviaryDatabase
     let migrations: [Migration]
     let authenticator: KeyAuthenticator
+    let snapshots: SnapshotStore
 
     func addRoutes(to router: Router<AviaryRequestContext>) {
         router.get("healthz") { _, _ in Response.json(["status": "ok"]) }
         router.get("readyz") { _, _ in
             let databaseReady = await database.isReady(migrations: migrations)
-            let ready = databaseReady && authenticator.isLoaded
+            let ready = databaseReady && authenticator.isLoaded && snapshots.isLoaded
             return Response.json(
-                ["status": .string(ready ? "ready" : "not_ready"), "database": .bool(databaseReady), "keys_loaded": .bool(authenticator.isLoaded)],
+                [
+                    "status": .string(ready ? "ready" : "not_ready"), "database": .bool(databaseReady), "keys_loaded": .bool(authenticator.isLoaded),
+                    "config_loaded": .bool(snapshots.isLoaded), "config_revision": .string(snapshots.snapshot.revision),
+                ],
                 status: ready ? .ok : .serviceUnavailable)
         }
     }

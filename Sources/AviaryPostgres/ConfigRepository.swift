@@ -1,0 +1,56 @@
+import AviaryCore
+import Crypto
+import Foundation
+import Logging
+import PostgresNIO
+
+/// What every replica serves from: the active configuration as one snapshot, and the
+/// notification channel that tells replicas to reload it.
+public struct ConfigRepository: Sendable {
+    /// Every configuration write notifies this channel in its transaction, so listeners hear of
+    /// it exactly when it commits.
+    public static let channel = "aviary_config"
+
+    let database: AviaryDatabase
+    var logger: Logger { database.logger }
+
+    /// Reads active experiments, cohorts and opt-outs in one repeatable-read transaction.
+    public func loadSnapshot() async throws -> ConfigSnapshot {
+        try await database.client.withConnection { connection in
+            try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
+            do {
+                let experiments = try await ExperimentRepository.decode(
+                    try await connection.query(
+                        "SELECT \(unescaped: ExperimentRepository.columns) FROM experiments WHERE archived_at IS NULL AND status <> 'draft' ORDER BY key",
+                        logger: logger))
+                let cohorts = try await CohortRepository.decode(
+                    try await connection.query("SELECT \(unescaped: CohortRepository.columns) FROM cohorts ORDER BY key", logger: logger))
+                var optedOut: Set<String> = []
+                for try await unit in try await connection.query("SELECT unit FROM opt_outs", logger: logger).decode(String.self) {
+                    optedOut.insert(unit)
+                }
+                try await connection.query("COMMIT", logger: logger)
+                return ConfigSnapshot(
+                    revision: Self.revision(experiments: experiments, cohorts: cohorts, optedOut: optedOut), experiments: experiments, cohorts: cohorts,
+                    optedOut: optedOut)
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    /// A digest of what assignment depends on: equal digests mean equal answers.
+    static func revision(experiments: [Experiment], cohorts: [Cohort], optedOut: Set<String>) -> String {
+        var hasher = SHA256()
+        for e in experiments { hasher.update(data: Array("e\(e.key)\u{0}\(e.revision)\n".utf8)) }
+        for c in cohorts { hasher.update(data: Array("c\(c.key)\u{0}\(c.revision)\n".utf8)) }
+        for u in optedOut.sorted() { hasher.update(data: Array("o\(u)\n".utf8)) }
+        return hasher.finalize().prefix(12).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// Sends the configuration notification inside the caller's transaction.
+func notifyConfigChanged(on connection: PostgresConnection, logger: Logger, what: String) async throws {
+    try await connection.query("SELECT pg_notify(\(ConfigRepository.channel), \(what))", logger: logger)
+}

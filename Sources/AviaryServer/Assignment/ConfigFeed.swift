@@ -1,0 +1,65 @@
+import AviaryCore
+import AviaryPostgres
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// Keeps this replica's configuration and keys current: loads them at start, reloads on every
+/// `NOTIFY aviary_config` (sent by each configuration write when it commits) and, as a fallback
+/// for lost connections, on a timer. While the database is down the last snapshot keeps serving.
+struct ConfigFeed: Service {
+    let database: AviaryDatabase
+    let snapshots: SnapshotStore
+    let authenticator: KeyAuthenticator
+    let pollInterval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        // Reload requests coalesce: many notifications during one reload cause one more reload.
+        let (requests, requester) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        requester.yield()
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await listen(requester) }
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: pollInterval)
+                        requester.yield()
+                    }
+                }
+                for await _ in requests { await reload() }
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            requester.finish()
+        }
+    }
+
+    func reload() async {
+        do {
+            snapshots.replace(with: try await database.config.loadSnapshot())
+            try await authenticator.reload(from: database.keys)
+        } catch {
+            logger.warning("could not reload configuration; serving the last snapshot", metadata: ["error": "\(String(reflecting: error))"])
+        }
+    }
+
+    /// Holds one connection in `LISTEN`; reconnects after a failure. After every (re)connect it
+    /// asks for a reload, since notifications sent while disconnected are lost.
+    func listen(_ requester: AsyncStream<Void>.Continuation) async {
+        while !Task.isCancelled {
+            do {
+                try await database.client.withConnection { connection in
+                    try await connection.listen(on: ConfigRepository.channel) { notifications in
+                        requester.yield()
+                        for try await _ in notifications { requester.yield() }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("configuration listener lost its connection; retrying", metadata: ["error": "\(String(reflecting: error))"])
+            }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+    }
+}

@@ -1,0 +1,179 @@
+import AviaryCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+extension HTTPField.Name {
+    static let aviaryUser = Self("X-Aviary-User")!
+    static let aviaryRegion = Self("X-Aviary-Region")!
+    static let variantChatRelease = Self("X-Aviary-Variant-chat-release")!
+    static let assignments = Self("X-Aviary-Assignments")!
+}
+
+@Suite struct AssignAPITests {
+    @Test func staffCookieGetsTheCanaryWithHeadersAndBody() async throws {
+        try await TestApp.run { app in
+            try await app.startChatRelease()
+            let client = try await app.createKey(role: .client)
+            let r = try await app.request(.get, "/v1/assign", key: client.secret, headers: [.aviaryUser: "u-42", .cookie: "internal=1; aviary_id=anon-1"])
+            #expect(r.status == .ok)
+            #expect(r.headers[.variantChatRelease] == "canary")
+            #expect(r.headers[.assignments] == "chat-release=canary")
+            #expect(r.headers[.cacheControl] == "no-store")
+            #expect(r.headers[.setCookie] == nil)
+            let body = try r.json()
+            #expect(body["unit"] == ["user_id": "u-42", "anonymous_id": "anon-1"])
+            #expect(body["assignments"]?["chat-release"] == ["variant": "canary", "value": ["version": "v1.9.0"], "reason": "rule:staff", "in_experiment": true])
+        }
+    }
+
+    @Test func regionAndEveryoneRulesFollowTheBuckets() async throws {
+        try await TestApp.run { app in
+            try await app.startChatRelease()
+            for i in 0..<200 {
+                let bucket = Bucketing.bucket(salt: "chat-release", unit: "u-\(i)")
+                let east = try await app.request(.get, "/v1/assign/chat-release?user=u-\(i)", headers: [.aviaryRegion: "cn-east"]).json()
+                #expect(east["assignments"]?["chat-release"]?["variant"]?.stringValue == (bucket < 7500 ? "stable" : "canary"))
+                #expect(east["assignments"]?["chat-release"]?["reason"] == "rule:east")
+                let rest = try await app.request(.get, "/v1/assign/chat-release?user=u-\(i)").json()
+                #expect(rest["assignments"]?["chat-release"]?["variant"]?.stringValue == (bucket < 9500 ? "stable" : "canary"))
+            }
+        }
+    }
+
+    @Test func mintsTheAnonymousCookieWhenAbsent() async throws {
+        try await TestApp.run { app in
+            try await app.startChatRelease()
+            let r = try await app.request(.get, "/v1/assign")
+            let cookie = try #require(r.headers[.setCookie])
+            #expect(cookie.hasSuffix("; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly"))
+            let id = String(cookie.dropFirst("aviary_id=".count).prefix { $0 != ";" })
+            #expect(!id.isEmpty)
+            #expect(try r.json()["unit"]?["anonymous_id"]?.stringValue == id)
+            #expect(try r.json()["assignments"]?["chat-release"]?["reason"] == "no_unit")
+        }
+    }
+
+    @Test func bodyNoneAnswers204WithHeaders() async throws {
+        try await TestApp.run { app in
+            try await app.startChatRelease()
+            let r = try await app.request(.get, "/v1/assign/chat-release?body=none", headers: [.cookie: "internal=1", .aviaryUser: "u-1"])
+            #expect(r.status == .noContent)
+            #expect(r.body.readableBytes == 0)
+            #expect(r.headers[.variantChatRelease] == "canary")
+            #expect(try await app.request(.get, "/v1/assign/nothing-here").status == .notFound)
+        }
+    }
+
+    @Test func postWithAnExplicitContextAgreesWithGet() async throws {
+        try await TestApp.run { app in
+            try await app.startChatRelease()
+            for i in 0..<50 {
+                let get = try await app.request(.get, "/v1/assign?user=u-\(i)", headers: [.aviaryRegion: "cn-east"]).json()
+                let post = try await app.request(.post, "/v1/assign", json: ["context": ["user_id": .string("u-\(i)"), "region": "cn-east"]]).json()
+                #expect(get["assignments"] == post["assignments"])
+            }
+            let one = try await app.request(.post, "/v1/assign", json: ["context": ["user_id": "u-1"], "experiments": ["chat-release"]])
+            #expect(try one.json()["assignments"]?.objectValue?.count == 1)
+            let unknown = try await app.request(.post, "/v1/assign", json: ["context": ["user_id": "u-1"], "experiments": ["nope"]])
+            #expect(unknown.status == .notFound)
+            let bad = try await app.request(.post, "/v1/assign", json: ["context": ["user_id": 5, "nested": ["a": 1]]])
+            #expect(bad.status == .badRequest)
+            #expect(Set(try bad.error().paths) == ["context.user_id", "context.nested"])
+        }
+    }
+
+    @Test func statusChangesReachAssignmentAtOnce() async throws {
+        try await TestApp.run { app in
+            try await app.startChatRelease()
+            let path = "/v1/assign/chat-release"
+            let headers: HTTPFields = [.cookie: "internal=1", .aviaryUser: "u-1"]
+            try await app.request(.post, "/v1/experiments/chat-release/pause")
+            let elapsed = try await app.waitUntil {
+                try await app.request(.get, path, headers: headers).json()["assignments"]?["chat-release"]?["reason"] == "not_running"
+            }
+            #expect(elapsed < .seconds(1))
+            #expect(try await app.request(.get, path, headers: headers).headers[.variantChatRelease] == "stable")
+            try await app.request(.post, "/v1/experiments/chat-release/stop", json: ["winner": "canary"])
+            try await app.waitUntil { try await app.request(.get, path, headers: [:]).json()["assignments"]?["chat-release"]?["reason"] == "winner" }
+            #expect(try await app.request(.get, path).headers[.variantChatRelease] == "canary")
+            try await app.request(.delete, "/v1/experiments/chat-release")
+            try await app.waitUntil { try await app.request(.get, path).status == .notFound }
+        }
+    }
+
+    @Test func optOutServesControlAndOptInRestores() async throws {
+        try await TestApp.run { app in
+            try await app.startChatRelease()
+            let client = try await app.createKey(role: .client)
+            let headers: HTTPFields = [.cookie: "internal=1", .aviaryUser: "u-opt"]
+            let out = try await app.request(.post, "/v1/opt-out", key: client.secret, json: ["user_id": "u-opt"])
+            #expect(out.status == .ok)
+            #expect(try out.json() == ["opted_out": true, "units": ["u-opt"]])
+            let elapsed = try await app.waitUntil {
+                try await app.request(.get, "/v1/assign", headers: headers).json()["assignments"]?["chat-release"]?["reason"] == "opt_out"
+            }
+            #expect(elapsed < .seconds(1))
+            #expect(try await app.request(.get, "/v1/assign", headers: headers).headers[.variantChatRelease] == "stable")
+            // Without a body the unit comes from the request, like /v1/assign.
+            #expect(try await app.request(.delete, "/v1/opt-out", key: client.secret, headers: [.aviaryUser: "u-opt"]).status == .ok)
+            try await app.waitUntil {
+                try await app.request(.get, "/v1/assign", headers: headers).json()["assignments"]?["chat-release"]?["reason"] == "rule:staff"
+            }
+            #expect(try await app.request(.post, "/v1/opt-out", key: client.secret, json: [:]).status == .badRequest)
+        }
+    }
+
+    @Test func exposuresAreRecordedOncePerUnitForParticipantsOnly() async throws {
+        try await TestApp.run { app in
+            try await app.startChatRelease()
+            for _ in 0..<3 {
+                for i in 0..<40 { try await app.request(.get, "/v1/assign?user=u-\(i)", headers: [.cookie: "internal=1", .init("CF-IPCountry")!: "SG"]) }
+            }
+            // No unit: control, not exposed.
+            try await app.request(.get, "/v1/assign")
+            try await app.waitUntil { try await app.database.exposures.count(experiment: "chat-release")["canary"] == 40 }
+            #expect(try await app.database.exposures.count(experiment: "chat-release") == ["canary": 40])
+            let rows = try await app.database.client.query("SELECT count(*)::int FROM exposures WHERE country = 'SG' AND unit LIKE 'u-%'")
+            for try await n in rows.decode(Int.self) { #expect(n == 40) }
+        }
+    }
+
+    @Test func clientRoutesNeedAKey() async throws {
+        try await TestApp.run { app in
+            try await app.startChatRelease()
+            for (method, path) in [(HTTPRequest.Method.get, "/v1/assign"), (.get, "/v1/assign/chat-release"), (.post, "/v1/assign"), (.post, "/v1/opt-out"), (.delete, "/v1/opt-out")] {
+                #expect(try await app.request(method, path, key: nil).status == .unauthorized, "\(method) \(path)")
+            }
+            let ofrep = try await app.request(.post, "/ofrep/v1/evaluate/flags/chat-release", key: nil, json: ["context": ["targetingKey": "u"]])
+            #expect(ofrep.status == .unauthorized)
+            #expect(ofrep.body.readableBytes == 0)
+        }
+    }
+
+    @Test func corsForListedOriginsOnly() async throws {
+        try await TestApp.run(corsOrigins: ["https://chat.example.com"]) { app in
+            try await app.startChatRelease()
+            let preflight = try await app.request(
+                .options, "/v1/assign", key: nil,
+                headers: [.origin: "https://chat.example.com", .accessControlRequestMethod: "GET", .accessControlRequestHeaders: "authorization, x-aviary-user"])
+            #expect(preflight.status == .noContent)
+            #expect(preflight.headers[.accessControlAllowOrigin] == "https://chat.example.com")
+            #expect(preflight.headers[.accessControlAllowCredentials] == "true")
+            #expect(preflight.headers[.accessControlAllowHeaders] == "authorization, x-aviary-user")
+
+            let r = try await app.request(.get, "/v1/assign", headers: [.origin: "https://chat.example.com", .aviaryUser: "u-1"])
+            #expect(r.headers[.accessControlAllowOrigin] == "https://chat.example.com")
+            #expect(r.headers[.accessControlAllowCredentials] == "true")
+            let exposed = r.headers[.accessControlExposeHeaders] ?? ""
+            #expect(exposed.contains("X-Aviary-Variant-chat-release") && exposed.contains("X-Aviary-Assignments"))
+
+            let other = try await app.request(.get, "/v1/assign", headers: [.origin: "https://evil.example.com"])
+            #expect(other.headers[.accessControlAllowOrigin] == nil)
+            let admin = try await app.request(.get, "/v1/experiments", headers: [.origin: "https://chat.example.com"])
+            #expect(admin.headers[.accessControlAllowOrigin] == nil)
+        }
+    }
+}

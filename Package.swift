@@ -74,6 +74,11 @@ let package = Package(
             path: "Tests/AviaryTestSupport",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "AviaryBench",
+            dependencies: ["AviaryCore"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "AviaryCoreTests",
             dependencies: ["AviaryCore"],

@@ -20,14 +20,16 @@ public func buildApplication(configuration: AviaryConfiguration, logger: Logger?
     HealthController(database: database, migrations: migrations, authenticator: authenticator, snapshots: snapshots).addRoutes(to: router)
 
     let admin = AuthMiddleware(authenticator: authenticator, role: .admin)
-    ExperimentsController(repository: database.experiments).addRoutes(to: router.group("v1/experiments").add(middleware: admin))
-    CohortsController(repository: database.cohorts).addRoutes(to: router.group("v1/cohorts").add(middleware: admin))
+    let reload = ReloadAfterWriteMiddleware<AviaryRequestContext>(feed: feed)
+    ExperimentsController(repository: database.experiments).addRoutes(
+        to: router.group("v1/experiments").add(middleware: admin).add(middleware: reload))
+    CohortsController(repository: database.cohorts).addRoutes(to: router.group("v1/cohorts").add(middleware: admin).add(middleware: reload))
     KeysController(repository: database.keys, authenticator: authenticator).addRoutes(to: router.group("v1/keys").add(middleware: admin))
     AuditController(repository: database.audit).addRoutes(to: router.group("v1/audit").add(middleware: admin))
 
     let client = AuthMiddleware(authenticator: authenticator, role: .client)
     AssignController(snapshots: snapshots, exposures: exposures).addRoutes(to: router.group("v1/assign").add(middleware: client))
-    OptOutController(repository: database.optOuts).addRoutes(to: router.group("v1/opt-out").add(middleware: client))
+    OptOutController(repository: database.optOuts).addRoutes(to: router.group("v1/opt-out").add(middleware: client).add(middleware: reload))
     OFREPController(snapshots: snapshots, exposures: exposures).addRoutes(
         to: router.group("ofrep/v1/evaluate").add(middleware: AuthMiddleware(authenticator: authenticator, role: .client, emptyErrorBodies: true)))
 

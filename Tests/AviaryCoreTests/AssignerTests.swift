@@ -22,7 +22,7 @@ func split(_ weights: [(String, Double)], traffic: Double = 100, when: Condition
 
 func assign(_ e: Experiment, _ context: AssignmentContext, cohorts: [Cohort] = [], optedOut: Set<String> = []) -> Assignment {
     let snapshot = ConfigSnapshot(revision: "t", experiments: [e], cohorts: cohorts, optedOut: optedOut)
-    return Assigner.assign(context, to: snapshot.experiments[0], optedOut: snapshot.optedOut)
+    return Assigner.assign(context, to: snapshot.experiments[0], in: snapshot)
 }
 
 func user(_ id: String, _ attributes: [String: Scalar] = [:]) -> AssignmentContext {

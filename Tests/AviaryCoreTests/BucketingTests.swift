@@ -89,3 +89,17 @@ func chiSquareP1(_ x: Double) -> Double { erfc((x / 2).squareRoot()) }
         #expect(abs(chiSquareP1(10.827566170662733) - 0.001) < 1e-12)
     }
 }
+
+@Suite struct Murmur3PartialTests {
+    @Test(arguments: ["", "a", "ab", "abc", "abcd", "abcde", "chat-release:", "区域:"])
+    func prefixThenSuffixEqualsTheWhole(_ prefix: String) {
+        for suffix in ["", "u", "user-1", "用户-7", String(repeating: "z", count: 33)] {
+            #expect(Murmur3.Partial(prefix: prefix).hash(appending: suffix) == Murmur3.hash32(prefix + suffix))
+        }
+    }
+
+    @Test func prefixedBucketsMatchSpecVectors() {
+        #expect(Bucketing.bucket(prefix: Bucketing.prefix(salt: "chat-release"), unit: "user-1") == 1794)
+        #expect(Bucketing.bucket(prefix: Bucketing.prefix(salt: "区域"), unit: "用户-7") == 5552)
+    }
+}

@@ -7,7 +7,9 @@ func evaluate(_ json: JSON, _ attributes: [String: Scalar], cohorts: [String: Co
         Issue.record("did not parse: \(issues.issues)")
         return false
     }
-    return CompiledCondition(condition, cohorts: cohorts).evaluate(AssignmentContext(userID: "u-1", attributes: attributes))
+    let cohortList = cohorts.map { Cohort(key: $0.key, condition: $0.value) }
+    let snapshot = ConfigSnapshot(revision: "t", experiments: [], cohorts: cohortList, optedOut: [])
+    return snapshot.evaluate(condition, AssignmentContext(userID: "u-1", attributes: attributes))
 }
 
 @Suite struct ConditionEvaluatorTests {

@@ -12,10 +12,13 @@ Only the standard library and `requests`: the suite must run wherever `scripts/t
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import requests
 
@@ -55,12 +58,19 @@ class Api:
     def __init__(self, server: Server, key: str | None, *, header: str = "bearer"):
         self.server = server
         self.key = key
+        self.header = header
         self.session = requests.Session()
+        # Never replay cookies a server set: each test sends exactly the cookies it means to.
+        self.session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         if key is not None:
             if header == "bearer":
                 self.session.headers["Authorization"] = f"Bearer {key}"
             else:
                 self.session.headers["X-API-Key"] = key
+
+    def clone(self) -> "Api":
+        """The same server and key on a new connection pool (one per thread)."""
+        return Api(self.server, self.key, header=self.header)
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", HTTP_TIMEOUT)
@@ -78,6 +88,22 @@ class Api:
 
     def delete(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("DELETE", path, **kwargs)
+
+
+def parallel(api: Api, fn: Callable[[Api, Any], Any], items: Iterable[Any], workers: int = 4) -> list[Any]:
+    """`[fn(api, item) for item in items]`, on `workers` threads, each with its own `Api` clone.
+
+    Keeps the many-user tests fast; results come back in the order of `items`.
+    """
+    local = threading.local()
+
+    def run(item: Any) -> Any:
+        if not hasattr(local, "api"):
+            local.api = api.clone()
+        return fn(local.api, item)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(run, items))
 
 
 def admin(server: Server) -> Api:
@@ -132,6 +158,39 @@ def replace_experiment(server: Server, key: str, change: Callable[[dict], None])
     change(body)
     r = api.put(f"/v1/experiments/{key}", json=body, headers={"If-Match": f'"{current["revision"]}"'})
     return expect(r, 200).json()
+
+
+# ---------------------------------------------------------------------------
+# Shared experiment definitions
+# ---------------------------------------------------------------------------
+
+# SPEC 4's example, verbatim except `metrics` (it names metric definitions that this suite
+# does not create) and the server-owned `status`/`revision`.
+CHAT_RELEASE = {
+    "key": "chat-release",
+    "name": "LobeChat v1.9.0 canary",
+    "description": "Qwen adapter + voice input plugin",
+    "unit": "user_id",
+    "salt": "chat-release",
+    "variants": [
+        {"key": "stable", "value": {"version": "v1.8.0"}},
+        {"key": "canary", "value": {"version": "v1.9.0"}},
+    ],
+    "control": "stable",
+    "rules": [
+        {"name": "staff", "when": {"cohort": "internal"}, "serve": {"variant": "canary"}},
+        {"name": "east", "when": {"attr": "region", "in": ["cn-east"]},
+         "serve": {"split": [{"variant": "stable", "weight": 75}, {"variant": "canary", "weight": 25}]}},
+        {"name": "everyone",
+         "serve": {"split": [{"variant": "stable", "weight": 95}, {"variant": "canary", "weight": 5}]}},
+    ],
+    "opt_out": True,
+    "layer": None,
+    "layer_range": None,
+    "rollout": None,
+}
+EAST_SPLIT = [("stable", 75), ("canary", 25)]
+EVERYONE_SPLIT = [("stable", 95), ("canary", 5)]
 
 
 # ---------------------------------------------------------------------------

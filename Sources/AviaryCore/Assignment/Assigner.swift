@@ -26,8 +26,10 @@ public struct Assignment: Sendable {
     public let inExperiment: Bool
     /// The id that was hashed, when there was one.
     public let unit: String?
-    /// The rule that decided, when one did.
-    public let rule: CompiledExperiment.CompiledRule?
+    /// The index of the rule that decided, when one did.
+    public let ruleIndex: Int?
+
+    public var rule: CompiledExperiment.CompiledRule? { ruleIndex.map { experiment.rules[$0] } }
 
     public var variant: Variant { experiment.variants[variantIndex] }
     public var variantKey: String { experiment.variants[variantIndex].key }
@@ -36,13 +38,26 @@ public struct Assignment: Sendable {
 /// The pure decision of SPEC 2 and 6: which variant a context gets, from an immutable snapshot.
 /// No I/O, no locks: the same context and snapshot give the same answer on every replica.
 public enum Assigner {
-    public static func assign(_ context: AssignmentContext, to experiment: CompiledExperiment, optedOut: Set<String>) -> Assignment {
-        func answer(
-            _ index: Int, _ reason: AssignmentReason, _ inExperiment: Bool, _ unit: String?, _ rule: CompiledExperiment.CompiledRule? = nil
-        ) -> Assignment {
-            Assignment(experiment: experiment, variantIndex: index, reason: reason, inExperiment: inExperiment, unit: unit, rule: rule)
+    /// One experiment for one context.
+    public static func assign(_ context: AssignmentContext, to experiment: CompiledExperiment, in snapshot: ConfigSnapshot) -> Assignment {
+        var evaluation = snapshot.evaluationContext(context)
+        return assign(&evaluation, to: experiment, in: snapshot)
+    }
+
+    /// Every active experiment of the snapshot, in key order, resolving the context once.
+    public static func assignAll(_ context: AssignmentContext, snapshot: ConfigSnapshot) -> [Assignment] {
+        var evaluation = snapshot.evaluationContext(context)
+        var result: [Assignment] = []
+        result.reserveCapacity(snapshot.experiments.count)
+        for experiment in snapshot.experiments { result.append(assign(&evaluation, to: experiment, in: snapshot)) }
+        return result
+    }
+
+    public static func assign(_ evaluation: inout EvaluationContext, to experiment: CompiledExperiment, in snapshot: ConfigSnapshot) -> Assignment {
+        func answer(_ index: Int, _ reason: AssignmentReason, _ inExperiment: Bool, _ unit: String?, _ rule: Int? = nil) -> Assignment {
+            Assignment(experiment: experiment, variantIndex: index, reason: reason, inExperiment: inExperiment, unit: unit, ruleIndex: rule)
         }
-        let unit = context.unit(experiment.unit) ?? experiment.fallbackUnit.flatMap { context.unit($0) }
+        let unit = evaluation.unit(experiment.unit) ?? experiment.fallbackUnit.flatMap { evaluation.unit($0) }
 
         switch experiment.status {
         case .running: break
@@ -53,31 +68,33 @@ public enum Assigner {
             return answer(experiment.control, .notRunning, false, unit)
         }
         guard let unit, !unit.isEmpty else { return answer(experiment.control, .noUnit, false, nil) }
-        if experiment.optOut, !optedOut.isEmpty, optedOut.contains(unit) {
+        if experiment.optOut, !snapshot.optedOut.isEmpty, snapshot.optedOut.contains(unit) {
             return answer(experiment.control, .optOut, false, unit)
         }
-        if let layerSalt = experiment.layerSalt, let range = experiment.layerRange {
-            let b = Bucketing.bucket(salt: layerSalt, unit: unit)
+        if let layerPrefix = experiment.layerPrefix, let range = experiment.layerRange {
+            let b = Bucketing.bucket(prefix: layerPrefix, unit: unit)
             guard b >= range.start, b < range.end else { return answer(experiment.control, .layer, false, unit) }
         }
-        for rule in experiment.rules {
-            if let when = rule.when, !when.evaluate(context) { continue }
-            if rule.traffic < Bucketing.buckets, Bucketing.bucket(salt: experiment.trafficSalt, unit: unit) >= rule.traffic {
-                return answer(experiment.control, .traffic, false, unit)
+        // Rules are read in place through a buffer, so walking them costs no reference counting.
+        let decided: Assignment? = experiment.rules.withUnsafeBufferPointer { rules in
+            for index in rules.indices {
+                if let when = rules[index].when, !snapshot.program.evaluateRule(when, &evaluation) { continue }
+                let traffic = rules[index].traffic
+                if traffic < Bucketing.buckets, Bucketing.bucket(prefix: experiment.trafficPrefix, unit: unit) >= traffic {
+                    return answer(experiment.control, .traffic, false, unit)
+                }
+                let ranges = rules[index].ranges
+                if ranges.count == 1 { return answer(ranges[0].variant, .rule(rules[index].reason), true, unit, index) }
+                let b = Bucketing.bucket(prefix: experiment.saltPrefix, unit: unit)
+                for range in ranges where b < range.upper {
+                    return answer(range.variant, .rule(rules[index].reason), true, unit, index)
+                }
+                // Weights sum to 100 %, so this is unreachable; answer the control rather than fail.
+                return answer(experiment.control, .rule(rules[index].reason), true, unit, index)
             }
-            if rule.ranges.count == 1 { return answer(rule.ranges[0].variant, .rule(rule.reason), true, unit, rule) }
-            let b = Bucketing.bucket(salt: experiment.salt, unit: unit)
-            for range in rule.ranges where b < range.upper {
-                return answer(range.variant, .rule(rule.reason), true, unit, rule)
-            }
-            // Weights sum to 100 %, so this is unreachable; answer the control rather than fail.
-            return answer(experiment.control, .rule(rule.reason), true, unit, rule)
+            return nil
         }
+        if let decided { return decided }
         return answer(experiment.control, .noRuleMatched, false, unit)
-    }
-
-    /// Every active experiment of the snapshot, in key order.
-    public static func assignAll(_ context: AssignmentContext, snapshot: ConfigSnapshot) -> [Assignment] {
-        snapshot.experiments.map { assign(context, to: $0, optedOut: snapshot.optedOut) }
     }
 }

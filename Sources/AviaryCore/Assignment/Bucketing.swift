@@ -51,6 +51,17 @@ public enum Bucketing {
         bucket(hash: hash(salt: salt, unit: unit))
     }
 
+    /// The bucket of `"<salt>:<unit>"` from the precomputed `"<salt>:"` state.
+    @inline(__always)
+    public static func bucket(prefix: Murmur3.Partial, unit: String) -> Int {
+        bucket(hash: prefix.hash(appending: unit))
+    }
+
+    /// The hashing state after `"<salt>:"`, computed once per snapshot.
+    public static func prefix(salt: String) -> Murmur3.Partial {
+        Murmur3.Partial(prefix: salt + ":")
+    }
+
     /// The traffic bucket of SPEC 2: a second, independent hash under `"<salt>.traffic"`.
     public static func trafficSalt(_ salt: String) -> String { salt + ".traffic" }
 

@@ -9,13 +9,30 @@ public struct ConfigSnapshot: Sendable {
     public let optedOut: Set<String>
     private let index: [String: Int]
 
+    /// Every condition of the snapshot.
+    let program: ConditionProgram
+
     public init(revision: String, experiments: [Experiment], cohorts: [Cohort], optedOut: Set<String>) {
-        let conditions = Dictionary(cohorts.map { ($0.key, $0.condition) }, uniquingKeysWith: { a, _ in a })
+        var program = ConditionProgram(cohorts: cohorts)
         let active = experiments.filter { !$0.isArchived && $0.status != .draft }.sorted { $0.key < $1.key }
         self.revision = revision
-        self.experiments = active.map { CompiledExperiment($0, cohorts: conditions) }
+        self.experiments = active.map { CompiledExperiment($0, program: &program) }
         self.optedOut = optedOut
         self.index = Dictionary(uniqueKeysWithValues: self.experiments.enumerated().map { ($1.key, $0) })
+        self.program = program
+    }
+
+    /// Resolves a context's attributes once for every experiment of this snapshot.
+    public func evaluationContext(_ context: AssignmentContext) -> EvaluationContext {
+        EvaluationContext(context, program: program)
+    }
+
+    /// Evaluates a condition that is not part of the snapshot, against its cohorts.
+    public func evaluate(_ condition: Condition, _ context: AssignmentContext) -> Bool {
+        var extended = program
+        let root = extended.compile(condition)
+        var evaluation = EvaluationContext(context, program: extended)
+        return extended.evaluate(root, &evaluation)
     }
 
     public static let empty = ConfigSnapshot(revision: "0", experiments: [], cohorts: [], optedOut: [])
@@ -29,7 +46,8 @@ public struct ConfigSnapshot: Sendable {
 /// computed here so that assigning allocates as little as possible.
 public final class CompiledExperiment: Sendable {
     public struct CompiledRule: Sendable {
-        public let when: CompiledCondition?
+        /// The rule's condition in the snapshot's program; `nil` matches everyone.
+        public let when: Int?
         /// `(variant index, cumulative upper bound in buckets)`; one entry for a single-variant serve.
         public let ranges: [(variant: Int, upper: Int)]
         public let traffic: Int
@@ -45,6 +63,9 @@ public final class CompiledExperiment: Sendable {
     public let trafficSalt: String
     public let layerSalt: String?
     public let layerRange: LayerRange?
+    let saltPrefix: Murmur3.Partial
+    let trafficPrefix: Murmur3.Partial
+    let layerPrefix: Murmur3.Partial?
     public let optOut: Bool
     public let variants: [Variant]
     /// Each variant's value as canonical JSON bytes, so responses copy instead of encoding.
@@ -54,7 +75,7 @@ public final class CompiledExperiment: Sendable {
     public let rules: [CompiledRule]
     public let revision: Int
 
-    public init(_ experiment: Experiment, cohorts: [String: Condition]) {
+    init(_ experiment: Experiment, program: inout ConditionProgram) {
         let d = experiment.definition
         key = d.key
         status = experiment.status
@@ -64,6 +85,9 @@ public final class CompiledExperiment: Sendable {
         trafficSalt = Bucketing.trafficSalt(d.salt)
         layerSalt = d.layer.map(Bucketing.layerSalt)
         layerRange = d.layerRange
+        saltPrefix = Bucketing.prefix(salt: d.salt)
+        trafficPrefix = Bucketing.prefix(salt: Bucketing.trafficSalt(d.salt))
+        layerPrefix = d.layer.map { Bucketing.prefix(salt: Bucketing.layerSalt($0)) }
         optOut = d.optOut
         variants = d.variants
         valueJSON = d.variants.map { Array($0.value.canonicalData()) }
@@ -71,7 +95,8 @@ public final class CompiledExperiment: Sendable {
         let position = Dictionary(uniqueKeysWithValues: d.variants.enumerated().map { ($1.key, $0) })
         control = position[d.control] ?? 0
         winner = experiment.winner.flatMap { position[$0] }
-        rules = d.rules.map { rule in
+        var compiledRules: [CompiledRule] = []
+        for rule in d.rules {
             var ranges: [(Int, Int)] = []
             var isSplit = false
             switch rule.serve {
@@ -84,9 +109,11 @@ public final class CompiledExperiment: Sendable {
                     ranges.append((position[entry.variant] ?? 0, upper))
                 }
             }
-            return CompiledRule(
-                when: rule.when.map { CompiledCondition($0, cohorts: cohorts) }, ranges: ranges, traffic: rule.traffic,
-                reason: "rule:" + rule.name, isSplit: isSplit)
+            compiledRules.append(
+                CompiledRule(
+                    when: rule.when.map { program.compileRule($0) }, ranges: ranges, traffic: rule.traffic,
+                    reason: "rule:" + rule.name, isSplit: isSplit))
         }
+        rules = compiledRules
     }
 }

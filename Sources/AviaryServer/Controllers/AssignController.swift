@@ -32,7 +32,7 @@ struct AssignController {
             throw AviaryError.notFound("experiment \"\(key.prefix(80))\" is not active (unknown, draft or archived)")
         }
         let read = RequestContextReader.read(request)
-        let assignment = Assigner.assign(read.context, to: experiment, optedOut: snapshot.optedOut)
+        let assignment = Assigner.assign(read.context, to: experiment, in: snapshot)
         exposures.record(CollectionOfOne(assignment), context: read.context)
         let bodyless = request.uri.queryParameters.get("body") == "none"
         return Self.response([assignment], context: read.context, mintedCookie: read.mintedAnonymousID, bodyless: bodyless)
@@ -59,7 +59,7 @@ struct AssignController {
             assignments = []
             for key in keys {
                 guard let e = snapshot.experiment(key) else { throw AviaryError.notFound("experiment \"\(key)\" is not active (unknown, draft or archived)") }
-                assignments.append(Assigner.assign(assignmentContext, to: e, optedOut: snapshot.optedOut))
+                assignments.append(Assigner.assign(assignmentContext, to: e, in: snapshot))
             }
         } else {
             assignments = Assigner.assignAll(assignmentContext, snapshot: snapshot)

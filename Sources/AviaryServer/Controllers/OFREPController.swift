@@ -65,7 +65,7 @@ struct OFREPController {
     }
 
     func evaluate(_ experiment: CompiledExperiment, _ context: AssignmentContext, _ snapshot: ConfigSnapshot) -> [String: JSON] {
-        let assignment = Assigner.assign(context, to: experiment, optedOut: snapshot.optedOut)
+        let assignment = Assigner.assign(context, to: experiment, in: snapshot)
         if assignment.reason == .noUnit {
             return [
                 "key": .string(experiment.key), "errorCode": "TARGETING_KEY_MISSING",

@@ -14,11 +14,12 @@ struct CohortsController {
     }
 
     @Sendable func list(_ request: Request, context: AviaryRequestContext) async throws -> Response {
-        Response.json(["cohorts": .array(try await repository.list().map(\.json))])
+        Response.json(["cohorts": .array(try await DatabaseDeadline.run { try await repository.list() }.map(\.json))])
     }
 
     @Sendable func get(_ request: Request, context: AviaryRequestContext) async throws -> Response {
-        let cohort = try await repository.get(try Self.key(context, forWrite: false))
+        let key = try Self.key(context, forWrite: false)
+        let cohort = try await DatabaseDeadline.run { try await repository.get(key) }
         return Response.json(cohort.json, headers: [.eTag: "\"\(cohort.revision)\""])
     }
 
@@ -26,14 +27,17 @@ struct CohortsController {
         let key = try Self.key(context, forWrite: true)
         let ifMatch = try request.ifMatchRevision()
         let body = try await request.decodeJSON(context: context)!
-        let (cohort, outcome) = try await repository.put(key, body: body, ifMatch: ifMatch, actor: context.apiKey?.id)
+        let actor = context.apiKey?.id
+        let (cohort, outcome) = try await DatabaseDeadline.run { try await repository.put(key, body: body, ifMatch: ifMatch, actor: actor) }
         var headers: HTTPFields = [.eTag: "\"\(cohort.revision)\""]
         if outcome == .created { headers[.location] = "/v1/cohorts/\(key)" }
         return Response.json(cohort.json, status: outcome == .created ? .created : .ok, headers: headers)
     }
 
     @Sendable func delete(_ request: Request, context: AviaryRequestContext) async throws -> Response {
-        try await repository.delete(try Self.key(context, forWrite: false), actor: context.apiKey?.id)
+        let key = try Self.key(context, forWrite: false)
+        let actor = context.apiKey?.id
+        try await DatabaseDeadline.run { try await repository.delete(key, actor: actor) }
         return Response(status: .noContent)
     }
 

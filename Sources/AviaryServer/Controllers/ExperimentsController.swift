@@ -22,7 +22,8 @@ struct ExperimentsController {
 
     @Sendable func create(_ request: Request, context: AviaryRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(context: context)!
-        let experiment = try await repository.create(body, actor: context.apiKey?.id)
+        let actor = context.apiKey?.id
+        let experiment = try await DatabaseDeadline.run { try await repository.create(body, actor: actor) }
         return Response.json(experiment.json, status: .created, headers: Self.headers(experiment, location: true))
     }
 
@@ -39,12 +40,13 @@ struct ExperimentsController {
         let archived = query.get("archived")
         if let archived, archived != "true", archived != "false" { issues.append(.init(path: "archived", message: "must be true or false")) }
         guard issues.isEmpty else { throw APIError.invalidRequest(issues) }
-        let experiments = try await repository.list(status: status, includeArchived: archived == "true")
+        let experiments = try await DatabaseDeadline.run { [status] in try await repository.list(status: status, includeArchived: archived == "true") }
         return Response.json(["experiments": .array(experiments.map(\.json))])
     }
 
     @Sendable func get(_ request: Request, context: AviaryRequestContext) async throws -> Response {
-        let experiment = try await repository.get(try Self.key(context))
+        let key = try Self.key(context)
+        let experiment = try await DatabaseDeadline.run { try await repository.get(key) }
         return Response.json(experiment.json, headers: Self.headers(experiment))
     }
 
@@ -52,17 +54,22 @@ struct ExperimentsController {
         let key = try Self.key(context)
         let ifMatch = try request.ifMatchRevision()
         let body = try await request.decodeJSON(context: context)!
-        let experiment = try await repository.replace(key, with: body, ifMatch: ifMatch, actor: context.apiKey?.id)
+        let actor = context.apiKey?.id
+        let experiment = try await DatabaseDeadline.run { try await repository.replace(key, with: body, ifMatch: ifMatch, actor: actor) }
         return Response.json(experiment.json, headers: Self.headers(experiment))
     }
 
     @Sendable func archive(_ request: Request, context: AviaryRequestContext) async throws -> Response {
-        let experiment = try await repository.archive(try Self.key(context), ifMatch: try request.ifMatchRevision(), actor: context.apiKey?.id)
+        let key = try Self.key(context)
+        let ifMatch = try request.ifMatchRevision()
+        let actor = context.apiKey?.id
+        let experiment = try await DatabaseDeadline.run { try await repository.archive(key, ifMatch: ifMatch, actor: actor) }
         return Response.json(experiment.json, headers: Self.headers(experiment))
     }
 
     @Sendable func revisions(_ request: Request, context: AviaryRequestContext) async throws -> Response {
-        let revisions = try await repository.revisions(try Self.key(context))
+        let key = try Self.key(context)
+        let revisions = try await DatabaseDeadline.run { try await repository.revisions(key) }
         return Response.json(["revisions": .array(revisions.map(\.json))])
     }
 
@@ -79,7 +86,11 @@ struct ExperimentsController {
             }
             guard issues.isEmpty else { throw APIError.invalidRequest(issues.issues) }
         }
-        let experiment = try await repository.transition(key, action: action, winner: winner, ifMatch: ifMatch, actor: context.apiKey?.id)
+        let actor = context.apiKey?.id
+        let chosen = winner
+        let experiment = try await DatabaseDeadline.run {
+            try await repository.transition(key, action: action, winner: chosen, ifMatch: ifMatch, actor: actor)
+        }
         return Response.json(experiment.json, headers: Self.headers(experiment))
     }
 

@@ -13,7 +13,8 @@ struct HealthController {
     func addRoutes(to router: Router<AviaryRequestContext>) {
         router.get("healthz") { _, _ in Response.json(["status": "ok"]) }
         router.get("readyz") { _, _ in
-            let databaseReady = await database.isReady(migrations: migrations)
+            // A database that does not answer within two seconds is not ready.
+            let databaseReady = (try? await DatabaseDeadline.run(limit: .seconds(2)) { await database.isReady(migrations: migrations) }) ?? false
             let ready = databaseReady && authenticator.isLoaded && snapshots.isLoaded
             return Response.json(
                 [

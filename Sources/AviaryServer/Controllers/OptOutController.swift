@@ -40,7 +40,10 @@ struct OptOutController {
                 ValidationIssue(path: "", message: "name a unit: a body {\"user_id\"} or {\"anonymous_id\"}, X-Aviary-User, or the aviary_id cookie")
             ])
         }
-        if optOut { try await repository.optOut(units: units) } else { try await repository.optIn(units: units) }
+        let chosen = units
+        try await DatabaseDeadline.run {
+            if optOut { try await repository.optOut(units: chosen) } else { try await repository.optIn(units: chosen) }
+        }
         return Response.json(["opted_out": .bool(optOut), "units": .array(units.map(JSON.string))], headers: [.cacheControl: "no-store"])
     }
 }

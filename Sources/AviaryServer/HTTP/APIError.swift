@@ -63,13 +63,22 @@ public struct APIError: Error, HTTPResponseError, Sendable {
             case .contentTooLarge: return tooLarge
             default: return APIError(e.status, code: e.status.reasonPhrase.lowercased().replacingOccurrences(of: " ", with: "_"), message: e.body ?? e.status.reasonPhrase)
             }
-        case let e as PSQLError where e.code != .server:
+        case let e as PSQLError where isUnavailable(e):
             logger.error("database unavailable", metadata: ["error": "\(String(reflecting: e))"])
             return APIError(.serviceUnavailable, code: "database_unavailable", message: "the database is unavailable; try again", headers: [.retryAfter: "1"])
         default:
             logger.error("unexpected error", metadata: ["error": "\(String(reflecting: error))"])
             return APIError(.internalServerError, code: "internal", message: "an internal error occurred")
         }
+    }
+
+    /// Connection failures, and server errors that mean "not now": connection exceptions (08),
+    /// insufficient resources (53), operator intervention (57) and a database that refuses
+    /// connections (55000).
+    static func isUnavailable(_ error: PSQLError) -> Bool {
+        guard error.code == .server else { return true }
+        let state = error.serverInfo?[.sqlState] ?? ""
+        return state.hasPrefix("08") || state.hasPrefix("53") || state.hasPrefix("57") || state == "55000"
     }
 
     static let tooLarge = APIError(.contentTooLarge, code: "payload_too_large", message: "request bodies are at most \(RequestLimits.maxBodyBytes) bytes")

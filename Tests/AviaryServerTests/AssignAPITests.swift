@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import RawStructuredFieldValues
 import Testing
 
 extension HTTPField.Name {
@@ -40,6 +41,37 @@ extension HTTPField.Name {
                 let rest = try await app.request(.get, "/v1/assign/chat-release?user=u-\(i)").json()
                 #expect(rest["assignments"]?["chat-release"]?["variant"]?.stringValue == (bucket < 9500 ? "stable" : "canary"))
             }
+        }
+    }
+
+    /// The header is written by hand for speed; RFC 8941's reference parser must read it back.
+    @Test func assignmentsHeaderIsAValidStructuredDictionary() async throws {
+        try await TestApp.run { app in
+            try await app.startChatRelease()
+            for key in ["a-flag", "zeta", "9lives"] {
+                var body = chatRelease(key: key).objectValue!
+                body["variants"] = [["key": "off"], ["key": "2x"]]
+                body["control"] = "off"
+                body["rules"] = [["serve": ["variant": "2x"]]]
+                #expect(try await app.request(.post, "/v1/experiments", json: .object(body)).status == .created)
+                #expect(try await app.request(.post, "/v1/experiments/\(key)/start").status == .ok)
+            }
+            let r = try await app.request(.get, "/v1/assign", headers: [.aviaryUser: "u-1", .cookie: "internal=1"])
+            let header = try #require(r.headers[.assignments])
+            var parser = StructuredFieldValueParser(Array(header.utf8))
+            let dictionary = try parser.parseDictionaryFieldValue()
+            #expect(dictionary.map(\.0) == ["a-flag", "chat-release", "zeta"], "keys starting with a digit are left out")
+            guard case .item(let item) = dictionary.first(where: { $0.0 == "chat-release" })?.1, case .token(let canary) = item.bareItem else {
+                Issue.record("chat-release is not a token: \(header)")
+                return
+            }
+            #expect(canary == "canary")
+            guard case .item(let two) = dictionary.first(where: { $0.0 == "zeta" })?.1, case .string(let variant) = two.bareItem else {
+                Issue.record("a variant key starting with a digit must be a string: \(header)")
+                return
+            }
+            #expect(variant == "2x")
+            #expect(r.headers[HTTPField.Name("X-Aviary-Variant-9lives")!] == "2x")
         }
     }
 

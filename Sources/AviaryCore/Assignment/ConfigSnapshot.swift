@@ -16,7 +16,7 @@ public struct ConfigSnapshot: Sendable {
         var program = ConditionProgram(cohorts: cohorts)
         let active = experiments.filter { !$0.isArchived && $0.status != .draft }.sorted { $0.key < $1.key }
         self.revision = revision
-        self.experiments = active.map { CompiledExperiment($0, program: &program) }
+        self.experiments = active.enumerated().map { CompiledExperiment($1, position: $0, program: &program) }
         self.optedOut = optedOut
         self.index = Dictionary(uniqueKeysWithValues: self.experiments.enumerated().map { ($1.key, $0) })
         self.program = program
@@ -75,7 +75,11 @@ public final class CompiledExperiment: Sendable {
     public let rules: [CompiledRule]
     public let revision: Int
 
-    init(_ experiment: Experiment, program: inout ConditionProgram) {
+    /// Where this experiment stands in its snapshot's `experiments`.
+    public let position: Int
+
+    init(_ experiment: Experiment, position: Int, program: inout ConditionProgram) {
+        self.position = position
         let d = experiment.definition
         key = d.key
         status = experiment.status

@@ -35,24 +35,32 @@ public final class ExposureRecorder: Service, Sendable {
 
     /// Queues the exposures among `assignments`; cheap enough for every request.
     func record(_ assignments: some Sequence<Assignment>, context: AssignmentContext, at time: Date = Date()) {
-        var candidates: [(Int, Exposure)] = []
+        // Hash first and build exposures only for pairs not seen recently: after warm-up a
+        // request costs one lock and a set lookup per experiment.
+        var candidates: [(key: Int, assignment: Assignment, unit: String)] = []
         for a in assignments where a.inExperiment {
             guard let unit = a.unit else { continue }
             var hasher = Hasher()
             hasher.combine(a.experiment.key)
             hasher.combine(unit)
-            candidates.append(
-                (hasher.finalize(),
-                    Exposure(
-                        experiment: a.experiment.key, unit: unit, variant: a.variantKey, at: time, country: context.attributes["country"]?.text,
-                        appVersion: context.attributes["app_version"]?.text)))
+            candidates.append((hasher.finalize(), a, unit))
         }
         guard !candidates.isEmpty else { return }
-        state.withLock { state in
+        let fresh: [Int] = state.withLock { state in
             if state.recent.count + candidates.count > Self.recentCapacity { state.recent.removeAll(keepingCapacity: true) }
-            for (key, exposure) in candidates where state.recent.insert(key).inserted {
-                if state.pending.count < Self.maxPending { state.pending.append(exposure) } else { state.dropped += 1 }
-            }
+            return candidates.indices.filter { state.recent.insert(candidates[$0].key).inserted }
+        }
+        guard !fresh.isEmpty else { return }
+        let country = context.attributes["country"]?.text
+        let appVersion = context.attributes["app_version"]?.text
+        let exposures = fresh.map { i in
+            let c = candidates[i]
+            return Exposure(experiment: c.assignment.experiment.key, unit: c.unit, variant: c.assignment.variantKey, at: time, country: country, appVersion: appVersion)
+        }
+        state.withLock { state in
+            let room = max(0, Self.maxPending - state.pending.count)
+            state.pending.append(contentsOf: exposures.prefix(room))
+            state.dropped += max(0, exposures.count - room)
         }
     }
 

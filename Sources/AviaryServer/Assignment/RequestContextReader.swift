@@ -29,9 +29,9 @@ enum RequestContextReader {
             for pair in field.split(separator: ";") {
                 let parts = pair.split(separator: "=", maxSplits: 1)
                 guard let rawName = parts.first else { continue }
-                let name = rawName.trimmingCharacters(in: .whitespaces)
+                let name = rawName.trimmedOWS
                 guard !name.isEmpty else { continue }
-                var value = parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : ""
+                var value = parts.count > 1 ? parts[1].trimmedOWS : ""
                 if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
                 if name == cookieName, !value.isEmpty { anonymousID = String(value.prefix(maxValueLength)) }
                 set("cookie." + name, value)

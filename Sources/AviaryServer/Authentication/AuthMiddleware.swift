@@ -41,11 +41,11 @@ struct AuthMiddleware: RouterMiddleware {
         if let auth = request.headers[.authorization] {
             let parts = auth.split(separator: " ", maxSplits: 1)
             if parts.count == 2, parts[0].lowercased() == "bearer" {
-                let token = parts[1].trimmingCharacters(in: .whitespaces)
+                let token = parts[1].trimmedOWS
                 if !token.isEmpty { return token }
             }
         }
-        if let key = request.headers[.xAPIKey]?.trimmingCharacters(in: .whitespaces), !key.isEmpty { return key }
+        if let key = request.headers[.xAPIKey]?.trimmedOWS, !key.isEmpty { return key }
         return nil
     }
 }

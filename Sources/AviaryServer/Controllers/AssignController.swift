@@ -3,7 +3,6 @@ import AviaryPostgres
 import Foundation
 import HTTPTypes
 import Hummingbird
-import RawStructuredFieldValues
 
 /// `/v1/assign`: who sees what, from headers, cookies and query (GET) or an explicit context
 /// (POST). Reads only the in-memory snapshot; exposures are queued, never written inline.
@@ -19,15 +18,15 @@ struct AssignController {
 
     @Sendable func assignAll(_ request: Request, context: AviaryRequestContext) async throws -> Response {
         let read = RequestContextReader.read(request)
-        let snapshot = snapshots.snapshot
+        let (snapshot, headers) = snapshots.prepared
         let assignments = Assigner.assignAll(read.context, snapshot: snapshot)
         exposures.record(assignments, context: read.context)
-        return Self.response(assignments, context: read.context, mintedCookie: read.mintedAnonymousID, bodyless: false)
+        return Self.response(assignments, headers, context: read.context, mintedCookie: read.mintedAnonymousID, bodyless: false)
     }
 
     @Sendable func assignOne(_ request: Request, context: AviaryRequestContext) async throws -> Response {
         let key = try context.parameters.require("key")
-        let snapshot = snapshots.snapshot
+        let (snapshot, headers) = snapshots.prepared
         guard let experiment = snapshot.experiment(key) else {
             throw AviaryError.notFound("experiment \"\(key.prefix(80))\" is not active (unknown, draft or archived)")
         }
@@ -35,7 +34,7 @@ struct AssignController {
         let assignment = Assigner.assign(read.context, to: experiment, in: snapshot)
         exposures.record(CollectionOfOne(assignment), context: read.context)
         let bodyless = request.uri.queryParameters.get("body") == "none"
-        return Self.response([assignment], context: read.context, mintedCookie: read.mintedAnonymousID, bodyless: bodyless)
+        return Self.response([assignment], headers, context: read.context, mintedCookie: read.mintedAnonymousID, bodyless: bodyless)
     }
 
     @Sendable func assignExplicit(_ request: Request, context: AviaryRequestContext) async throws -> Response {
@@ -53,7 +52,7 @@ struct AssignController {
             }
         }
         guard issues.isEmpty else { throw APIError.invalidRequest(issues.issues) }
-        let snapshot = snapshots.snapshot
+        let (snapshot, headers) = snapshots.prepared
         var assignments: [Assignment]
         if let keys {
             assignments = []
@@ -65,7 +64,7 @@ struct AssignController {
             assignments = Assigner.assignAll(assignmentContext, snapshot: snapshot)
         }
         exposures.record(assignments, context: assignmentContext)
-        return Self.response(assignments, context: assignmentContext, mintedCookie: nil, bodyless: false)
+        return Self.response(assignments, headers, context: assignmentContext, mintedCookie: nil, bodyless: false)
     }
 
     /// Reads an explicit context object: `user_id`, `anonymous_id`, and scalar attributes.
@@ -102,39 +101,35 @@ struct AssignController {
 
     /// Body and headers of SPEC 6: the assignments in JSON, `X-Aviary-Variant-<key>` per
     /// experiment and all of them as an RFC 8941 dictionary in `X-Aviary-Assignments`.
-    static func response(_ assignments: [Assignment], context: AssignmentContext, mintedCookie: String?, bodyless: Bool) -> Response {
+    static func response(
+        _ assignments: [Assignment], _ prepared: AssignmentHeaders, context: AssignmentContext, mintedCookie: String?, bodyless: Bool
+    ) -> Response {
         var headers = HTTPFields()
         headers.reserveCapacity(assignments.count + 5)
         headers[.cacheControl] = "no-store"
         if let mintedCookie { headers[.setCookie] = RequestContextReader.setCookie(mintedCookie) }
-        var dictionary = OrderedMap<String, ItemOrInnerList>()
+        var dictionary = ""
         for a in assignments {
-            if let name = HTTPField.Name("X-Aviary-Variant-" + a.experiment.key) { headers.append(HTTPField(name: name, value: a.variantKey)) }
-            if Self.isDictionaryKey(a.experiment.key) {
-                let value: BareItem = Self.isToken(a.variantKey) ? .token(a.variantKey) : .string(a.variantKey)
-                dictionary[a.experiment.key] = .item(Item(bareItem: value, parameters: [:]))
+            let position = a.experiment.position
+            if let name = prepared.variantHeader[position] { headers.append(HTTPField(name: name, value: a.variantKey)) }
+            if let members = prepared.dictionaryMember[position] {
+                if !dictionary.isEmpty { dictionary += ", " }
+                dictionary += members[a.variantIndex]
             }
         }
-        var serializer = StructuredFieldValueSerializer()
-        if !dictionary.isEmpty, let bytes = try? serializer.writeDictionaryFieldValue(dictionary) {
-            headers[.aviaryAssignments] = String(decoding: bytes, as: UTF8.self)
-        }
+        if !dictionary.isEmpty { headers[.aviaryAssignments] = dictionary }
         if bodyless { return Response(status: .noContent, headers: headers) }
 
         var w = JSONWriter(capacity: 128 + assignments.count * 160)
         w.raw("{\"assignments\":{")
         for (i, a) in assignments.enumerated() {
             if i > 0 { w.raw(",") }
-            w.rawString(a.experiment.key)
-            w.raw(":{\"in_experiment\":")
+            let position = a.experiment.position
+            w.raw(prepared.bodyPrefix[position])
             w.bool(a.inExperiment)
             w.raw(",\"reason\":")
             w.rawString(a.reason.description)
-            w.raw(",\"value\":")
-            w.raw(a.experiment.valueJSON[a.variantIndex])
-            w.raw(",\"variant\":")
-            w.rawString(a.variantKey)
-            w.raw("}")
+            w.raw(prepared.bodySuffix[position][a.variantIndex])
         }
         w.raw("},\"unit\":{\"anonymous_id\":")
         w.optionalString(context.anonymousID)
@@ -143,18 +138,5 @@ struct AssignController {
         w.raw("}}")
         headers[.contentType] = "application/json; charset=utf-8"
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: w.buffer))
-    }
-
-    /// RFC 8941 keys start with a lower-case letter or `*`; Aviary keys may start with a digit,
-    /// and those experiments appear only in their `X-Aviary-Variant-<key>` header.
-    static func isDictionaryKey(_ key: String) -> Bool {
-        guard let first = key.utf8.first else { return false }
-        return first >= UInt8(ascii: "a") && first <= UInt8(ascii: "z")
-    }
-
-    /// RFC 8941 tokens start with a letter; other variant keys are sent as strings.
-    static func isToken(_ key: String) -> Bool {
-        guard let first = key.utf8.first else { return false }
-        return (first >= UInt8(ascii: "a") && first <= UInt8(ascii: "z")) || (first >= UInt8(ascii: "A") && first <= UInt8(ascii: "Z"))
     }
 }

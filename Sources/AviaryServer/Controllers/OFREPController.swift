@@ -126,7 +126,7 @@ struct OFREPController {
 
     static func matches(_ ifNoneMatch: String, _ etag: String) -> Bool {
         ifNoneMatch.split(separator: ",").contains { candidate in
-            var c = candidate.trimmingCharacters(in: .whitespaces)
+            var c = candidate.trimmedOWS
             if c == "*" { return true }
             if c.hasPrefix("W/") { c.removeFirst(2) }
             return c == etag

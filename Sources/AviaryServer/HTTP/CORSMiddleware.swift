@@ -21,7 +21,7 @@ struct AviaryCORSMiddleware<Context: RequestContext>: RouterMiddleware {
             var headers = Self.common(origin)
             headers[.accessControlAllowMethods] = "GET, POST, DELETE, OPTIONS"
             let requested = (request.headers[.accessControlRequestHeaders] ?? "").split(separator: ",").map {
-                $0.trimmingCharacters(in: .whitespaces).lowercased()
+                $0.trimmedOWS.lowercased()
             }
             let allowed = requested.filter { Self.allowedRequestHeaders.contains($0) || $0.hasPrefix("x-aviary-") }
             if !allowed.isEmpty { headers[.accessControlAllowHeaders] = allowed.joined(separator: ", ") }

@@ -12,7 +12,7 @@ extension Response {
 
 extension Request {
     /// Reads a JSON body: `application/json` (or `+json`) only, at most 1 MiB, nesting bounded.
-    /// - Parameter optional: an empty body without a content type reads as `nil` instead of failing.
+    /// - Parameter optional: an empty body reads as `nil` instead of failing.
     func decodeJSON(context: some RequestContext, optional: Bool = false) async throws -> JSON? {
         if let length = headers[.contentLength].flatMap(Int.init), length > RequestLimits.maxBodyBytes { throw APIError.tooLarge }
         let contentType = headers[.contentType]
@@ -22,7 +22,7 @@ extension Request {
         } catch {
             throw APIError.tooLarge
         }
-        if optional, buffer.readableBytes == 0, contentType == nil { return nil }
+        if optional, buffer.readableBytes == 0 { return nil }
         guard let contentType, Self.isJSON(contentType) else {
             throw APIError(
                 .unsupportedMediaType, code: "unsupported_media_type",
@@ -38,14 +38,14 @@ extension Request {
     }
 
     static func isJSON(_ contentType: String) -> Bool {
-        let media = contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        let media = contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmedOWS.lowercased() } ?? ""
         return media == "application/json" || (media.hasPrefix("application/") && media.hasSuffix("+json"))
     }
 
     /// `If-Match: "3"` (also `W/"3"` or `3`) as a revision; `nil` when absent.
     func ifMatchRevision() throws -> Int? {
         guard let raw = headers[.ifMatch] else { return nil }
-        var s = Substring(raw.trimmingCharacters(in: .whitespaces))
+        var s = Substring(raw.trimmedOWS)
         if s.hasPrefix("W/") { s = s.dropFirst(2) }
         if s.hasPrefix("\""), s.hasSuffix("\""), s.count >= 2 { s = s.dropFirst().dropLast() }
         guard let revision = Int(s), revision >= 0 else {

@@ -12,23 +12,11 @@ public struct ConditionProgram: Sendable {
         case constant(Bool)
     }
 
-    public enum Operator: Sendable {
-        case eq(Scalar)
-        case neq(Scalar)
-        case `in`([Scalar])
-        case notIn([Scalar])
-        case contains(String)
-        case startsWith(String)
-        case endsWith(String)
-        case exists(Bool)
-        case numeric(NumericComparison, Double)
-        case semver(SemverComparison, SemanticVersion)
-        case matches(BoundedRegex)
-    }
-
     var nodes: [Node] = []
     var children: [Int] = []
-    var operators: [Operator] = []
+    var operators: [AttributeOperator] = []
+    /// Compiled `matches` patterns, by operator index (nil for other operators).
+    var patterns: [BoundedRegex?] = []
     private(set) var attributeNames: [String] = []
     private var slots: [String: Int] = [:]
     /// Root node of each cohort, by cohort index.
@@ -62,7 +50,9 @@ public struct ConditionProgram: Sendable {
         let node: Node
         switch condition {
         case .attribute(let name, let op):
-            operators.append(Self.compile(op))
+            operators.append(op)
+            // Patterns were checked when written; one that no longer compiles never matches.
+            if case .matches(let pattern) = op { patterns.append(try? BoundedRegex(pattern)) } else { patterns.append(nil) }
             node = .attribute(slot: slot(name), op: operators.count - 1)
         case .cohort(let key):
             node = cohortIndex[key].map(Node.cohort) ?? .constant(false)
@@ -85,24 +75,6 @@ public struct ConditionProgram: Sendable {
         return attributeNames.count - 1
     }
 
-    static func compile(_ op: AttributeOperator) -> Operator {
-        switch op {
-        case .eq(let s): .eq(s)
-        case .neq(let s): .neq(s)
-        case .in(let l): .in(l)
-        case .notIn(let l): .notIn(l)
-        case .contains(let s): .contains(s)
-        case .startsWith(let s): .startsWith(s)
-        case .endsWith(let s): .endsWith(s)
-        case .exists(let b): .exists(b)
-        case .numeric(let c, let n): .numeric(c, n)
-        case .semver(let c, let v): .semver(c, v)
-        case .matches(let p):
-            // Patterns were checked when written; one that no longer compiles never matches.
-            (try? BoundedRegex(p)).map(Operator.matches) ?? .exists(false)
-        }
-    }
-
     /// A rule's condition, evaluated at most once per request.
     func evaluateRule(_ rule: Int, _ context: inout EvaluationContext) -> Bool {
         switch context.ruleAnswers[rule] {
@@ -119,24 +91,24 @@ public struct ConditionProgram: Sendable {
         nodes.withUnsafeBufferPointer { nodes in
             children.withUnsafeBufferPointer { children in
                 operators.withUnsafeBufferPointer { operators in
-                    Self.evaluate(root, nodes, children, operators, cohortRoots, &context)
+                    Self.evaluate(root, nodes, children, operators, patterns, cohortRoots, &context)
                 }
             }
         }
     }
 
     private static func evaluate(
-        _ index: Int, _ nodes: UnsafeBufferPointer<Node>, _ children: UnsafeBufferPointer<Int>, _ operators: UnsafeBufferPointer<Operator>,
-        _ cohortRoots: [Int], _ context: inout EvaluationContext
+        _ index: Int, _ nodes: UnsafeBufferPointer<Node>, _ children: UnsafeBufferPointer<Int>, _ operators: UnsafeBufferPointer<AttributeOperator>,
+        _ patterns: [BoundedRegex?], _ cohortRoots: [Int], _ context: inout EvaluationContext
     ) -> Bool {
         switch nodes[index] {
         case .constant(let b): return b
-        case .not(let inner): return !evaluate(inner, nodes, children, operators, cohortRoots, &context)
+        case .not(let inner): return !evaluate(inner, nodes, children, operators, patterns, cohortRoots, &context)
         case .all(let start, let count):
-            for i in start..<(start + count) where !evaluate(children[i], nodes, children, operators, cohortRoots, &context) { return false }
+            for i in start..<(start + count) where !evaluate(children[i], nodes, children, operators, patterns, cohortRoots, &context) { return false }
             return true
         case .any(let start, let count):
-            for i in start..<(start + count) where evaluate(children[i], nodes, children, operators, cohortRoots, &context) { return true }
+            for i in start..<(start + count) where evaluate(children[i], nodes, children, operators, patterns, cohortRoots, &context) { return true }
             return false
         case .cohort(let cohort):
             // Each cohort is evaluated at most once per request; 3 marks one in progress, so a
@@ -146,17 +118,19 @@ public struct ConditionProgram: Sendable {
             case 2: return true
             default:
                 context.cohortAnswers[cohort] = 3
-                let answer = evaluate(cohortRoots[cohort], nodes, children, operators, cohortRoots, &context)
+                let answer = evaluate(cohortRoots[cohort], nodes, children, operators, patterns, cohortRoots, &context)
                 context.cohortAnswers[cohort] = answer ? 2 : 1
                 return answer
             }
         case .attribute(let slot, let op):
-            return apply(operators[op], slot: slot, &context)
+            return apply(operators[op], op: op, patterns: patterns, slot: slot, &context)
         }
     }
 
     /// SPEC 3: a missing attribute makes every operator but `exists` and `not_in` false.
-    private static func apply(_ op: borrowing Operator, slot: Int, _ context: inout EvaluationContext) -> Bool {
+    private static func apply(
+        _ op: AttributeOperator, op index: Int, patterns: [BoundedRegex?], slot: Int, _ context: inout EvaluationContext
+    ) -> Bool {
         guard let value = context.values[slot] else {
             switch op {
             case .exists(let expected): return !expected
@@ -195,7 +169,7 @@ public struct ConditionProgram: Sendable {
             case .gte: return v >= operand
             case .eq: return v == operand
             }
-        case .matches(let regex): return regex.matches(value.text)
+        case .matches: return patterns[index]?.matches(value.text) ?? false
         }
     }
 }

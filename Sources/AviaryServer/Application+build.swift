@@ -30,6 +30,9 @@ public func buildApplication(configuration: AviaryConfiguration, logger: Logger?
     let client = AuthMiddleware(authenticator: authenticator, role: .client)
     AssignController(snapshots: snapshots, exposures: exposures).addRoutes(to: router.group("v1/assign").add(middleware: client))
     OptOutController(repository: database.optOuts).addRoutes(to: router.group("v1/opt-out").add(middleware: client).add(middleware: reload))
+    // A batch writer per pool connection, less the ones assignment and admin work need.
+    EventsController(repository: database.events, maxInFlight: max(2, configuration.databaseMaxConnections - 4)).addRoutes(
+        to: router.group("v1/events").add(middleware: client))
     OFREPController(snapshots: snapshots, exposures: exposures).addRoutes(
         to: router.group("ofrep/v1/evaluate").add(middleware: AuthMiddleware(authenticator: authenticator, role: .client, emptyErrorBodies: true)))
 
@@ -41,7 +44,7 @@ public func buildApplication(configuration: AviaryConfiguration, logger: Logger?
         services: [database, feed, exposures],
         logger: logger
     )
-    app.beforeServerStarts {
+    app.beforeServerStarts { [logger] in
         if configuration.migrateOnStart {
             try await database.migrator.migrate(migrations)
         }
@@ -51,6 +54,11 @@ public func buildApplication(configuration: AviaryConfiguration, logger: Logger?
         // Serve from the first request when the database is up; otherwise the feed keeps trying
         // and /readyz says not ready until it succeeds.
         await feed.reload()
+        do {
+            try await database.events.ensurePartitions()
+        } catch {
+            logger.warning("could not create event partitions; events go to the default partition", metadata: ["error": "\(error)"])
+        }
     }
     return app
 }

@@ -25,9 +25,20 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         [
             "error": [
                 "code": .string(code), "message": .string(message),
-                "details": .array(details.map { ["path": .string($0.path), "message": .string($0.message)] }),
+                "details": .array(details.map(Self.detail)),
             ]
         ]
+    }
+
+    /// A detail; paths into a batch (`[3].ts`) also carry the item's `index`.
+    static func detail(_ issue: ValidationIssue) -> JSON {
+        var object: [String: JSON] = ["path": .string(issue.path), "message": .string(issue.message)]
+        if issue.path.hasPrefix("["), let close = issue.path.firstIndex(of: "]"),
+            let index = Int(issue.path[issue.path.index(after: issue.path.startIndex)..<close])
+        {
+            object["index"] = .number(Double(index))
+        }
+        return .object(object)
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {

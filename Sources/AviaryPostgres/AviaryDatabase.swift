@@ -36,6 +36,7 @@ public final class AviaryDatabase: Service, Sendable {
     public var optOuts: OptOutRepository { OptOutRepository(database: self) }
     public var exposures: ExposureRepository { ExposureRepository(database: self) }
     public var events: EventRepository { EventRepository(database: self) }
+    public var metrics: MetricRepository { MetricRepository(database: self) }
 
     /// Runs `body` in a transaction holding the configuration lock.
     func configTransaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {

@@ -10,7 +10,8 @@ let adminRoutes: [(HTTPRequest.Method, String)] = [
     (.delete, "/v1/experiments/x"), (.get, "/v1/experiments/x/revisions"), (.post, "/v1/experiments/x/start"),
     (.post, "/v1/experiments/x/pause"), (.post, "/v1/experiments/x/resume"), (.post, "/v1/experiments/x/stop"),
     (.post, "/v1/experiments/x/rollback"), (.get, "/v1/cohorts"), (.get, "/v1/cohorts/x"), (.put, "/v1/cohorts/x"),
-    (.delete, "/v1/cohorts/x"), (.get, "/v1/audit"), (.post, "/v1/keys"), (.get, "/v1/keys"), (.delete, "/v1/keys/x"),
+    (.delete, "/v1/cohorts/x"), (.get, "/v1/metrics"), (.get, "/v1/metrics/x"), (.put, "/v1/metrics/x"), (.delete, "/v1/metrics/x"),
+    (.get, "/v1/audit"), (.post, "/v1/keys"), (.get, "/v1/keys"), (.delete, "/v1/keys/x"),
 ]
 
 @Suite struct AuthTests {

@@ -1,0 +1,95 @@
+/// A treatment group against control. Every field that cannot be computed is nil and `note`
+/// says why, so a report never carries NaN or infinity.
+public struct Comparison: Sendable, Hashable {
+    /// Treatment − control.
+    public var delta: Double?
+    /// delta / control mean; nil when the control mean is 0.
+    public var relativeLift: Double?
+    /// Standard error of `delta`.
+    public var standardError: Double?
+    /// Welch–Satterthwaite degrees of freedom; nil for a z-test.
+    public var degreesOfFreedom: Double?
+    /// t (Welch) or z (delta method) statistic, delta / standardError.
+    public var statistic: Double?
+    /// Two-sided p-value of `statistic`.
+    public var pValue: Double?
+    /// 95 % confidence interval of `delta`.
+    public var confidenceInterval: ClosedRange<Double>?
+    /// P(treatment > control) under a normal approximation of the difference, Φ(delta / se).
+    public var chanceToBeatControl: Double?
+    /// Why some fields are nil ("; "-joined when there are several reasons).
+    public var note: String?
+
+    public init(
+        delta: Double? = nil, relativeLift: Double? = nil, standardError: Double? = nil,
+        degreesOfFreedom: Double? = nil, statistic: Double? = nil, pValue: Double? = nil,
+        confidenceInterval: ClosedRange<Double>? = nil, chanceToBeatControl: Double? = nil, note: String? = nil
+    ) {
+        self.delta = delta
+        self.relativeLift = relativeLift
+        self.standardError = standardError
+        self.degreesOfFreedom = degreesOfFreedom
+        self.statistic = statistic
+        self.pValue = pValue
+        self.confidenceInterval = confidenceInterval
+        self.chanceToBeatControl = chanceToBeatControl
+        self.note = note
+    }
+
+    /// Starts a comparison from the two group means: delta and relative lift.
+    init(controlMean: Double, treatmentMean: Double) {
+        self.init(delta: treatmentMean - controlMean)
+        if controlMean == 0 {
+            addNote("control mean is 0, relative lift undefined")
+        } else {
+            relativeLift = (treatmentMean - controlMean) / controlMean
+        }
+    }
+
+    mutating func addNote(_ reason: String) {
+        note = note.map { "\($0); \(reason)" } ?? reason
+    }
+
+    /// Fills the test fields from delta and its standard error: a Welch t-test when `df` is
+    /// given, otherwise a z-test.
+    mutating func setTest(standardError se: Double, degreesOfFreedom df: Double?) {
+        guard let delta else { return }
+        let statistic = delta / se
+        guard se.isFinite, se > 0, statistic.isFinite, df.map({ $0.isFinite && $0 > 0 }) ?? true else {
+            addNote("values too large to test")
+            return
+        }
+        let critical: Double, pValue: Double
+        if let df {
+            critical = StudentT.quantile(0.975, degreesOfFreedom: df)
+            pValue = StudentT.twoSidedPValue(statistic, degreesOfFreedom: df)
+        } else {
+            critical = Self.zCritical95
+            pValue = 2 * Normal.sf(abs(statistic))
+        }
+        let low = delta - critical * se, high = delta + critical * se
+        guard low.isFinite, high.isFinite else {
+            addNote("values too large to test")
+            return
+        }
+        standardError = se
+        degreesOfFreedom = df
+        self.statistic = statistic
+        self.pValue = pValue
+        confidenceInterval = low...high
+        chanceToBeatControl = Normal.cdf(statistic)
+    }
+
+    /// Φ⁻¹(0.975), the 95 % two-sided normal critical value.
+    public static let zCritical95 = 1.959963984540054
+
+    /// Replaces any non-finite number by nil, so the "never NaN" promise holds on every path.
+    mutating func dropNonFinite() {
+        let finite = { (value: Double?) in value.map(\.isFinite) ?? true }
+        guard !(finite(delta) && finite(relativeLift) && finite(degreesOfFreedom)) else { return }
+        if !finite(delta) { delta = nil }
+        if !finite(relativeLift) { relativeLift = nil }
+        if !finite(degreesOfFreedom) { degreesOfFreedom = nil }
+        addNote("a value was not finite")
+    }
+}

@@ -100,3 +100,8 @@ extension JSON {
 struct StoredDataError: Error, CustomStringConvertible {
     var description: String
 }
+
+/// Whether a `PUT` made a new object or replaced one (201 or 200).
+public enum PutOutcome: Sendable {
+    case created, updated
+}

@@ -11,8 +11,6 @@ public struct CohortRepository: Sendable {
 
     static let columns = "key, name, description, condition::text, revision, created_at, updated_at"
 
-    public enum PutOutcome: Sendable { case created, updated }
-
     /// Creates or replaces a cohort. `ifMatch`, when given, must name the current revision.
     public func put(_ key: String, body: JSON, ifMatch: Int?, actor: String?) async throws -> (Cohort, PutOutcome) {
         try await database.configTransaction { connection in

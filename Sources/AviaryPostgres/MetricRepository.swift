@@ -9,8 +9,6 @@ public struct MetricRepository: Sendable {
     let database: AviaryDatabase
     var logger: Logger { database.logger }
 
-    public enum PutOutcome: Sendable { case created, updated }
-
     public func put(_ key: String, body: JSON, ifMatch: Int?, actor: String?) async throws -> (Metric, PutOutcome) {
         try await database.configTransaction { connection in
             var metric: Metric

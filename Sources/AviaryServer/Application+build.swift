@@ -42,10 +42,12 @@ public func buildApplication(configuration: AviaryConfiguration, logger: Logger?
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
-        services: [database, feed, exposures],
+        services: [
+            database, feed, exposures, EventPartitionService(repository: database.events, interval: .seconds(6 * 3600), logger: logger),
+        ],
         logger: logger
     )
-    app.beforeServerStarts { [logger] in
+    app.beforeServerStarts {
         if configuration.migrateOnStart {
             try await database.migrator.migrate(migrations)
         }
@@ -55,11 +57,6 @@ public func buildApplication(configuration: AviaryConfiguration, logger: Logger?
         // Serve from the first request when the database is up; otherwise the feed keeps trying
         // and /readyz says not ready until it succeeds.
         await feed.reload()
-        do {
-            try await database.events.ensurePartitions()
-        } catch {
-            logger.warning("could not create event partitions; events go to the default partition", metadata: ["error": "\(error)"])
-        }
     }
     return app
 }

@@ -3,42 +3,9 @@
 public enum Bucketing {
     public static let buckets = 10_000
 
-    /// The hash of `"<salt>:<unit>"`, built without an intermediate `String`.
-    @inlinable
+    /// The hash of `"<salt>:<unit>"`.
     public static func hash(salt: String, unit: String) -> UInt32 {
-        var salt = salt
-        var unit = unit
-        return salt.withUTF8 { s in
-            unit.withUTF8 { u in
-                let total = s.count + 1 + u.count
-                if total <= 512 {
-                    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: total) { buffer in
-                        concatenate(s, u, into: buffer)
-                        return Murmur3.hash32(UnsafeRawBufferPointer(buffer), seed: 0)
-                    }
-                }
-                var bytes = [UInt8](repeating: 0, count: total)
-                return bytes.withUnsafeMutableBufferPointer { buffer in
-                    concatenate(s, u, into: buffer)
-                    return Murmur3.hash32(UnsafeRawBufferPointer(buffer), seed: 0)
-                }
-            }
-        }
-    }
-
-    @inlinable
-    static func concatenate(_ s: UnsafeBufferPointer<UInt8>, _ u: UnsafeBufferPointer<UInt8>, into buffer: UnsafeMutableBufferPointer<UInt8>) {
-        var i = 0
-        for b in s {
-            buffer[i] = b
-            i += 1
-        }
-        buffer[i] = UInt8(ascii: ":")
-        i += 1
-        for b in u {
-            buffer[i] = b
-            i += 1
-        }
+        prefix(salt: salt).hash(appending: unit)
     }
 
     @inlinable
@@ -46,7 +13,6 @@ public enum Bucketing {
         Int((UInt64(hash) &* UInt64(buckets)) >> 32)
     }
 
-    @inlinable
     public static func bucket(salt: String, unit: String) -> Int {
         bucket(hash: hash(salt: salt, unit: unit))
     }

@@ -177,7 +177,6 @@ public struct ConditionProgram: Sendable {
 /// One request's attributes resolved into the snapshot's slots, with per-request caches of
 /// parsed versions and cohort answers.
 public struct EvaluationContext {
-    public let context: AssignmentContext
     let userID: String?
     let anonymousID: String?
     var values: [Scalar?]
@@ -186,7 +185,6 @@ public struct EvaluationContext {
     var ruleAnswers: [UInt8]  // 0 not yet evaluated, 1 false, 2 true
 
     init(_ context: AssignmentContext, program: ConditionProgram) {
-        self.context = context
         userID = context.userID
         anonymousID = context.anonymousID
         values = program.attributeNames.map { context.attribute($0) }

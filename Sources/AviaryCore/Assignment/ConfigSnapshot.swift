@@ -60,8 +60,6 @@ public final class CompiledExperiment: Sendable {
     public let unit: UnitKind
     public let fallbackUnit: UnitKind?
     public let salt: String
-    public let trafficSalt: String
-    public let layerSalt: String?
     public let layerRange: LayerRange?
     let saltPrefix: Murmur3.Partial
     let trafficPrefix: Murmur3.Partial
@@ -86,8 +84,6 @@ public final class CompiledExperiment: Sendable {
         unit = d.unit
         fallbackUnit = d.fallbackUnit
         salt = d.salt
-        trafficSalt = Bucketing.trafficSalt(d.salt)
-        layerSalt = d.layer.map(Bucketing.layerSalt)
         layerRange = d.layerRange
         saltPrefix = Bucketing.prefix(salt: d.salt)
         trafficPrefix = Bucketing.prefix(salt: Bucketing.trafficSalt(d.salt))

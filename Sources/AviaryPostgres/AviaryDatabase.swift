@@ -35,6 +35,7 @@ public final class AviaryDatabase: Service, Sendable {
     public var config: ConfigRepository { ConfigRepository(database: self) }
     public var optOuts: OptOutRepository { OptOutRepository(database: self) }
     public var exposures: ExposureRepository { ExposureRepository(database: self) }
+    public var reports: ReportRepository { ReportRepository(database: self) }
     public var events: EventRepository { EventRepository(database: self) }
     public var metrics: MetricRepository { MetricRepository(database: self) }
 
@@ -49,9 +50,11 @@ public final class AviaryDatabase: Service, Sendable {
     /// Runs `body` in a transaction that commits when it returns and rolls back when it throws.
     /// Unlike `PostgresClient.withTransaction` it rethrows the body's own error, so domain errors
     /// reach the HTTP layer as themselves.
-    func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    func transaction<T: Sendable>(
+        begin: PostgresQuery = "BEGIN", _ body: (PostgresConnection) async throws -> T
+    ) async throws -> T {
         try await client.withConnection { connection in
-            try await connection.query("BEGIN", logger: logger)
+            try await connection.query(begin, logger: logger)
             let result: T
             do {
                 result = try await body(connection)

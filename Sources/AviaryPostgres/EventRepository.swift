@@ -34,7 +34,7 @@ public struct EventRepository: Sendable {
     public func ensurePartitions(around date: Date = Date(), monthsAhead: Int = 2) async throws {
         for offset in 0...monthsAhead {
             let day = Calendar(identifier: .gregorian).date(byAdding: .month, value: offset, to: date) ?? date
-            try await database.transaction { connection in
+            _ = try await database.transaction { connection in
                 try await connection.query("SELECT aviary_ensure_event_partition(\(day)::date)", logger: database.logger)
             }
         }

@@ -25,6 +25,8 @@ public func buildApplication(configuration: AviaryConfiguration, logger: Logger?
         to: router.group("v1/experiments").add(middleware: admin).add(middleware: reload))
     CohortsController(repository: database.cohorts).addRoutes(to: router.group("v1/cohorts").add(middleware: admin).add(middleware: reload))
     KeysController(repository: database.keys, authenticator: authenticator).addRoutes(to: router.group("v1/keys").add(middleware: admin))
+    ReportsController(experiments: database.experiments, metrics: database.metrics, reports: database.reports).addRoutes(
+        to: router.group("v1/experiments").add(middleware: admin))
     MetricsController(repository: database.metrics).addRoutes(to: router.group("v1/metrics").add(middleware: admin))
     AuditController(repository: database.audit).addRoutes(to: router.group("v1/audit").add(middleware: admin))
 

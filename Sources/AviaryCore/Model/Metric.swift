@@ -26,6 +26,25 @@ public struct Metric: Sendable, Hashable {
     public var createdAt: Date
     public var updatedAt: Date
 
+    public init(
+        key: String, name: String? = nil, description: String = "", kind: Kind, event: String? = nil, filter: ValueFilter? = nil,
+        numerator: String? = nil, denominator: String? = nil, quantile: Double? = nil, revision: Int = 1,
+        createdAt: Date = Date(), updatedAt: Date = Date()
+    ) {
+        self.key = key
+        self.name = name ?? key
+        self.description = description
+        self.kind = kind
+        self.event = event
+        self.filter = filter
+        self.numerator = numerator
+        self.denominator = denominator
+        self.quantile = quantile
+        self.revision = revision
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
     public var json: JSON {
         var o: [String: JSON] = [
             "key": .string(key), "name": .string(name), "description": .string(description), "kind": .string(kind.rawValue),

@@ -1,0 +1,258 @@
+import Foundation
+
+/// One metric of one report group (SPEC 8). Every number that cannot be computed is nil and
+/// `note` says why; `comparison` is nil for the control's own groups.
+public struct MetricResult: Sendable, Hashable {
+    public var key: String
+    /// nil when the experiment names a metric that is not defined.
+    public var kind: Metric.Kind?
+    /// Units the value is computed over (events for a quantile).
+    public var n: Int
+    /// The group's value: the mean per unit, the ratio Σnum/Σden, or the quantile.
+    public var mean: Double?
+    /// Sample standard deviation of the per-unit values (count, sum, mean, proportion).
+    public var stddev: Double?
+    /// A quantile metric's q.
+    public var q: Double?
+    public var comparison: Comparison?
+    public var note: String?
+}
+
+public struct ReportGroup: Sendable, Hashable {
+    public var key: ReportGroupKey
+    public var units: Int
+    public var events: Int
+    /// In the experiment's metric order (primary, secondary, guardrails).
+    public var metrics: [MetricResult]
+}
+
+/// An experiment's report: groups with their metrics and comparisons against control, and the
+/// sample-ratio-mismatch check.
+public struct Report: Sendable, Hashable {
+    public var experiment: String
+    public var control: String
+    public var query: ReportQuery
+    /// Exposed units per variant, in the experiment's variant order.
+    public var exposedUnits: [(variant: String, units: Int)]
+    public var srm: ChiSquare.GoodnessOfFit
+    /// Below this p-value the split is flagged (`srm_warning`).
+    public static let srmThreshold = 0.001
+    public var srmWarning: Bool { (srm.pValue ?? 1) < Self.srmThreshold }
+    public var groups: [ReportGroup]
+    /// The rollout section (SPEC 9); nil for an experiment without a rollout.
+    public var rollout: JSON?
+
+    public static func == (lhs: Report, rhs: Report) -> Bool {
+        lhs.experiment == rhs.experiment && lhs.control == rhs.control && lhs.query == rhs.query
+            && lhs.exposedUnits.elementsEqual(rhs.exposedUnits, by: { $0 == $1 }) && lhs.srm == rhs.srm
+            && lhs.groups == rhs.groups && lhs.rollout == rhs.rollout
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(experiment)
+        hasher.combine(groups)
+    }
+}
+
+/// Turns the database's per-group aggregates into a report: adds the zero-valued units,
+/// computes means, deviations and comparisons against the control group of the same
+/// model/app version, and the SRM test. Pure; the statistics are `AviaryCore/Statistics`.
+public enum ReportBuilder {
+    /// The metric keys an experiment reports, in order, each once.
+    public static func metricKeys(of definition: ExperimentDefinition) -> [String] {
+        var seen = Set<String>()
+        return (definition.metrics.primary + definition.metrics.secondary + definition.metrics.guardrails)
+            .filter { seen.insert($0).inserted }
+    }
+
+    /// - Parameters:
+    ///   - metrics: the defined metrics among `metricKeys(of:)`, by key.
+    ///   - exposedUnits: units exposed per variant in the window.
+    ///   - aggregates: one per group that has attributed events.
+    public static func build(
+        experiment: ExperimentDefinition, metrics: [String: Metric], query: ReportQuery,
+        exposedUnits: [String: Int], aggregates: [GroupAggregate], rollout: JSON? = nil
+    ) -> Report {
+        let keys = metricKeys(of: experiment)
+        var byKey: [ReportGroupKey: GroupAggregate] = [:]
+        for aggregate in aggregates { byKey[aggregate.key] = aggregate }
+
+        // Groups: every variant when grouping by variant only (empty ones included), else the
+        // observed combinations, in variant order and then by model and app version.
+        let groupKeys: [ReportGroupKey]
+        if query.variantOnly {
+            groupKeys = experiment.variants.map { ReportGroupKey(variant: $0.key) }
+        } else {
+            let order = Dictionary(uniqueKeysWithValues: experiment.variants.enumerated().map { ($1.key, $0) })
+            // Absent models and versions (events without them) sort first.
+            func rank(_ k: ReportGroupKey) -> (Int, String, Int, String, Int, String) {
+                (order[k.variant] ?? Int.max, k.variant, k.model == nil ? 0 : 1, k.model ?? "",
+                 k.appVersion == nil ? 0 : 1, k.appVersion ?? "")
+            }
+            groupKeys = byKey.keys.sorted { rank($0) < rank($1) }
+        }
+
+        func units(of key: ReportGroupKey) -> Int {
+            query.variantOnly ? exposedUnits[key.variant, default: 0] : byKey[key]?.unitsWithEvents ?? 0
+        }
+
+        // Per-group values first; comparisons need the control's.
+        var values: [ReportGroupKey: [MetricValues]] = [:]
+        for key in groupKeys {
+            let aggregate = byKey[key]
+            let groupUnits = units(of: key)
+            values[key] = keys.map { metricKey in
+                guard let metric = metrics[metricKey] else {
+                    return MetricValues(result: MetricResult(key: metricKey, kind: nil, n: 0, note: "metric \"\(metricKey)\" is not defined"))
+                }
+                return summarize(metric, aggregate?.metrics[metricKey], groupUnits: groupUnits)
+            }
+        }
+
+        var groups: [ReportGroup] = []
+        for key in groupKeys {
+            var results: [MetricResult] = []
+            let control = values[key.withVariant(experiment.control)]
+            for (index, value) in values[key, default: []].enumerated() {
+                var result = value.result
+                if key.variant != experiment.control, result.kind != nil {
+                    result.comparison = compare(value, control?[index], kind: result.kind!)
+                }
+                results.append(result)
+            }
+            groups.append(ReportGroup(key: key, units: units(of: key), events: byKey[key]?.events ?? 0, metrics: results))
+        }
+
+        let observed = experiment.variants.map { Double(exposedUnits[$0.key, default: 0]) }
+        let srm: ChiSquare.GoodnessOfFit
+        switch expectedShares(experiment) {
+        case .success(let shares):
+            srm = ChiSquare.goodnessOfFit(observed: observed, expectedProportions: shares)
+        case .failure(let reason):
+            srm = ChiSquare.GoodnessOfFit(statistic: nil, pValue: nil, degreesOfFreedom: 0, note: reason.message)
+        }
+        return Report(
+            experiment: experiment.key, control: experiment.control, query: query,
+            exposedUnits: experiment.variants.map { ($0.key, exposedUnits[$0.key, default: 0]) },
+            srm: srm, groups: groups, rollout: rollout)
+    }
+
+    /// A treatment group's metric against the control group's.
+    private static func compare(_ treatment: MetricValues, _ control: MetricValues?, kind: Metric.Kind) -> Comparison {
+        guard let control else { return Comparison(note: "no control group with this model and app version") }
+        switch kind {
+        case .ratio:
+            guard let c = control.ratio, let t = treatment.ratio else { return Comparison(note: "empty group") }
+            return DeltaMethod.compare(control: c, treatment: t)
+        case .quantile:
+            guard let c = control.result.mean, let t = treatment.result.mean else { return Comparison(note: "empty group") }
+            var comparison = Comparison(controlMean: c, treatmentMean: t)
+            comparison.addNote("quantiles are not tested")
+            comparison.dropNonFinite()
+            return comparison
+        default:
+            guard let c = control.summary, let t = treatment.summary else { return Comparison(note: "empty group") }
+            return WelchTest.compare(control: c, treatment: t)
+        }
+    }
+
+    struct Reason: Error { var message: String }
+
+    /// The configured weights the SRM test expects: the split of the catch-all rule (the last
+    /// rule without `when`), the one every unit not singled out by targeting goes through.
+    static func expectedShares(_ experiment: ExperimentDefinition) -> Result<[Double], Reason> {
+        guard let rule = experiment.rules.last(where: { $0.when == nil }) else {
+            return .failure(Reason(message: "no catch-all rule (a rule without when) gives the weights to test against"))
+        }
+        guard case .split(let split) = rule.serve else {
+            return .failure(Reason(message: "the catch-all rule serves one variant: there is no split to test"))
+        }
+        return .success(experiment.variants.map { variant in
+            Double(split.filter { $0.variant == variant.key }.reduce(0) { $0 + $1.weight })
+        })
+    }
+
+    /// One metric of one group from its database moments, with units without events added as
+    /// zeros where the metric counts them (count, sum, proportion, ratio).
+    static func summarize(_ metric: Metric, _ moments: MetricMoments?, groupUnits: Int) -> MetricValues {
+        var result = MetricResult(key: metric.key, kind: metric.kind, n: 0, q: metric.quantile)
+        let moments = moments ?? MetricMoments(n: 0)
+        switch metric.kind {
+        case .quantile:
+            result.n = moments.n
+            result.mean = moments.quantile
+            if moments.n == 0 { result.note = "no events" }
+            return MetricValues(result: result)
+        case .mean:
+            let summary = SampleSummary(n: moments.n, mean: moments.mean ?? 0, variance: moments.variance ?? 0)
+            fill(&result, summary, empty: "no units with this event")
+            return MetricValues(summary: moments.n > 0 ? summary : nil, result: result)
+        case .count, .sum, .proportion:
+            let zeros = max(0, groupUnits - moments.n)
+            let summary = SampleSummary(n: moments.n, mean: moments.mean ?? 0, variance: moments.variance ?? 0).addingZeros(zeros)
+            fill(&result, summary, empty: "no units")
+            return MetricValues(summary: summary.n > 0 ? summary : nil, result: result)
+        case .ratio:
+            let zeros = max(0, groupUnits - moments.n)
+            let ratio = RatioSummary(
+                n: moments.n, numeratorMean: moments.mean ?? 0, denominatorMean: moments.denominatorMean ?? 0,
+                numeratorVariance: moments.variance ?? 0, denominatorVariance: moments.denominatorVariance ?? 0,
+                covariance: moments.covariance ?? 0
+            ).addingZeros(zeros)
+            result.n = ratio.n
+            result.mean = ratio.ratio
+            if ratio.n == 0 {
+                result.note = "no units"
+            } else if ratio.ratio == nil {
+                result.note = "denominator sum is 0"
+            }
+            return MetricValues(ratio: ratio.n > 0 ? ratio : nil, result: result)
+        }
+    }
+
+    private static func fill(_ result: inout MetricResult, _ summary: SampleSummary, empty: String) {
+        result.n = summary.n
+        if summary.n == 0 {
+            result.note = empty
+        } else {
+            result.mean = summary.mean
+            result.stddev = summary.standardDeviation
+            if summary.n < 2 { result.note = "stddev needs 2 units" }
+        }
+    }
+}
+
+/// One metric of one group before comparison: the summary a test needs, and the result so far.
+struct MetricValues {
+    var summary: SampleSummary?
+    var ratio: RatioSummary?
+    var result: MetricResult
+}
+
+extension SampleSummary {
+    /// The summary of these values and `count` more zeros (Chan et al.'s pairwise update with
+    /// an all-zero group: M₂ = M₂ₐ + mean² · nₐ · count / n).
+    public func addingZeros(_ count: Int) -> SampleSummary {
+        guard count > 0 else { return self }
+        let total = n + count
+        let na = Double(n), nb = Double(count), nt = Double(total)
+        let m2 = variance * max(na - 1, 0) + mean * mean * na * nb / nt
+        return SampleSummary(n: total, mean: mean * na / nt, variance: total > 1 ? m2 / (nt - 1) : 0)
+    }
+}
+
+extension RatioSummary {
+    /// The summary of these pairs and `count` more (0, 0) pairs.
+    public func addingZeros(_ count: Int) -> RatioSummary {
+        guard count > 0 else { return self }
+        let total = n + count
+        let na = Double(n), nb = Double(count), nt = Double(total)
+        let scale = max(na - 1, 0), shift = na * nb / nt, divisor = total > 1 ? nt - 1 : 1
+        return RatioSummary(
+            n: total,
+            numeratorMean: numeratorMean * na / nt, denominatorMean: denominatorMean * na / nt,
+            numeratorVariance: (numeratorVariance * scale + numeratorMean * numeratorMean * shift) / divisor,
+            denominatorVariance: (denominatorVariance * scale + denominatorMean * denominatorMean * shift) / divisor,
+            covariance: (covariance * scale + numeratorMean * denominatorMean * shift) / divisor)
+    }
+}

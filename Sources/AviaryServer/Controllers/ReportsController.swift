@@ -1,0 +1,54 @@
+import AviaryCore
+import AviaryPostgres
+import Hummingbird
+
+/// `GET /v1/experiments/{key}/report` and `report.csv` (SPEC 8).
+struct ReportsController {
+    let experiments: ExperimentRepository
+    let metrics: MetricRepository
+    let reports: ReportRepository
+
+    /// A report scans the experiment's events; it gets longer than the usual request deadline
+    /// (PostgreSQL stops its statements after 55 s).
+    static let deadline: Duration = .seconds(60)
+
+    func addRoutes(to group: RouterGroup<AviaryRequestContext>) {
+        group.get(":key/report") { request, context in
+            Response.json(try await report(request, context).json)
+        }
+        group.get(":key/report.csv") { request, context in
+            let report = try await report(request, context)
+            return Response(
+                status: .ok,
+                headers: [
+                    .contentType: "text/csv; charset=utf-8; header=present",
+                    .contentDisposition: "attachment; filename=\"\(report.experiment)-report.csv\"",
+                ],
+                body: .init(byteBuffer: ByteBuffer(string: report.csv)))
+        }
+    }
+
+    private func report(_ request: Request, _ context: AviaryRequestContext) async throws -> Report {
+        let key = try context.parameters.require("key")
+        // Experiment keys follow the key grammar, so the file name above needs no escaping.
+        guard Key.isValid(key) else { throw AviaryError.notFound("experiment \"\(key.prefix(80))\" does not exist") }
+        let parameters = request.uri.queryParameters
+        let query: ReportQuery
+        switch ReportQuery.parse(
+            by: parameters.get("by"), from: parameters.get("from"), to: parameters.get("to"))
+        {
+        case .success(let q): query = q
+        case .failure(let failure): throw AviaryError.invalid(code: "invalid_report_query", issues: failure.issues)
+        }
+        return try await DatabaseDeadline.run(limit: Self.deadline) {
+            let experiment = try await experiments.get(key)
+            let keys = ReportBuilder.metricKeys(of: experiment.definition)
+            let defined = try await metrics.list().filter { keys.contains($0.key) }
+            let ordered = keys.compactMap { key in defined.first { $0.key == key } }
+            let aggregates = try await reports.aggregate(experiment: experiment.definition, metrics: ordered, query: query)
+            return ReportBuilder.build(
+                experiment: experiment.definition, metrics: Dictionary(uniqueKeysWithValues: ordered.map { ($0.key, $0) }),
+                query: query, exposedUnits: aggregates.exposedUnits, aggregates: aggregates.groups)
+        }
+    }
+}

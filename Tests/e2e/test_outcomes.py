@@ -1,0 +1,319 @@
+"""Outcomes end to end (SPEC 7 and 8): events in, reports out, checked against SciPy.
+
+A generated experiment: units are exposed through the real assignment route (and a few
+only through `$exposure` events), then each unit sends known events. The expected report is
+computed here from the same per-unit data with numpy/SciPy — an independent implementation —
+and compared with the server's JSON and CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import random
+import uuid
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from aviary_e2e import Api, Server, admin, create_experiment, dumps, expect, poll_until
+
+KEY = "report-e2e"
+METRICS = {
+    "answer_rating": {"event": "answer_rating", "kind": "mean"},
+    "messages": {"event": "message", "kind": "count"},
+    "spend": {"event": "purchase", "kind": "sum"},
+    "thumbs_up": {"event": "feedback", "kind": "proportion", "where": {"eq": 1}},
+    "error_rate": {"kind": "ratio", "numerator": "request_error", "denominator": "request"},
+    "latency_p90": {"event": "response", "kind": "quantile", "q": 0.9},
+}
+EXPERIMENT = {
+    "key": KEY,
+    "unit": "user_id",
+    "variants": [{"key": "gpt-4", "value": {"model": "gpt-4"}}, {"key": "qwen", "value": {"model": "qwen-max"}}],
+    "control": "gpt-4",
+    "rules": [{"name": "everyone", "serve": {"split": [{"variant": "gpt-4", "weight": 50}, {"variant": "qwen", "weight": 50}]}}],
+    "metrics": {"primary": ["answer_rating"], "secondary": ["messages", "spend", "thumbs_up"],
+                "guardrails": ["error_rate", "latency_p90"]},
+}
+MODELS = ("gpt-4", "qwen-max")
+ASSIGNED_UNITS = 80
+CLAIMED_UNITS = 6  # exposed only by `$exposure` events, as a client evaluating flags itself would
+
+
+def iso(t: datetime) -> str:
+    return t.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def event(unit: str, type_: str, ts: datetime, value: float = 1, model: str | None = None, **extra) -> dict:
+    e = {"id": str(uuid.uuid4()), "type": type_, "user_id": unit, "ts": iso(ts), "value": value}
+    if model is not None:
+        e["model"] = model
+    e.update(extra)
+    return e
+
+
+@pytest.fixture(scope="module")
+def outcome(aviary: Server, client_key: str):
+    """Exposes units, sends their events, and returns what was sent, per unit."""
+    api = admin(aviary)
+    for key, body in METRICS.items():
+        expect(api.put(f"/v1/metrics/{key}", json=body), 201, 200)
+    create_experiment(aviary, dict(EXPERIMENT))
+    client = Api(aviary, client_key)
+
+    rng = random.Random(20261127)
+    variant_of: dict[str, str] = {}
+    for i in range(ASSIGNED_UNITS):
+        unit = f"unit-{i}"
+        r = expect(client.get(f"/v1/assign/{KEY}", headers={"X-Aviary-User": unit}), 200).json()
+        variant_of[unit] = r["assignments"][KEY]["variant"]
+    start = datetime.now(timezone.utc) + timedelta(seconds=1)
+    events: list[dict] = []
+    for i in range(CLAIMED_UNITS):
+        unit = f"claimed-{i}"
+        variant_of[unit] = ("gpt-4", "qwen")[i % 2]
+        events.append(event(unit, "$exposure", start, experiment=KEY, variant=variant_of[unit]))
+
+    sent: dict[str, list[dict]] = {}
+    early: list[dict] = []
+    for n, unit in enumerate(sorted(variant_of)):
+        model = MODELS[n % 2]
+        lift = 0.4 if variant_of[unit] == "qwen" else 0.0
+        t = start + timedelta(seconds=1)
+        mine: list[dict] = []
+        for _ in range(rng.randint(0, 5)):
+            mine.append(event(unit, "message", t, model=model))
+        # Some units rate nothing: `mean` leaves them out.
+        for _ in range(rng.choice([0, 1, 2, 3])):
+            mine.append(event(unit, "answer_rating", t, rng.choice([1, 2, 3, 4, 5]) + lift * rng.random(), model=model))
+        for _ in range(rng.randint(0, 2)):
+            mine.append(event(unit, "purchase", t, round(rng.uniform(0, 20), 2), model=model))
+        for _ in range(rng.randint(0, 2)):
+            mine.append(event(unit, "feedback", t, rng.choice([0, 1]), model=model))
+        for _ in range(rng.randint(0, 4)):
+            mine.append(event(unit, "request", t, model=model))
+            if rng.random() < 0.2:
+                mine.append(event(unit, "request_error", t, model=model))
+        for _ in range(rng.randint(0, 3)):
+            mine.append(event(unit, "response", t, round(rng.lognormvariate(6, 0.5), 1), model=model))
+        sent[unit] = mine
+        events.extend(mine)
+        # Before the unit's exposure: must never count.
+        early.append(event(unit, "message", start - timedelta(days=1), model=model))
+        early.append(event(unit, "purchase", start - timedelta(days=1), 1000, model=model))
+    rng.shuffle(events)
+    for i in range(0, len(events), 500):
+        r = expect(client.post("/v1/events", json=events[i:i + 500]), 200, 201, 202).json()
+        assert r["duplicates"] == 0, dumps(r)
+    expect(client.post("/v1/events", json=early), 200, 201, 202)
+    # Exposures are written off the request path; wait until all are stored.
+    total = ASSIGNED_UNITS + CLAIMED_UNITS
+    poll_until(lambda: sum(api.get(f"/v1/experiments/{KEY}/report").json()["exposed_units"].values()) == total, timeout=10)
+    return variant_of, sent
+
+
+# -- the expected numbers, computed independently ------------------------------------------
+
+
+def unit_value(kind: str, metric: dict, events: list[dict]) -> float | None | tuple[float, float]:
+    def of(t: str) -> list[float]:
+        return [e["value"] for e in events if e["type"] == t]
+    if kind == "count":
+        return float(len(of(metric["event"])))
+    if kind == "sum":
+        return float(sum(of(metric["event"])))
+    if kind == "mean":
+        values = of(metric["event"])
+        return float(np.mean(values)) if values else None
+    if kind == "proportion":
+        return 1.0 if any(v == metric["where"]["eq"] for v in of(metric["event"])) else 0.0
+    if kind == "ratio":
+        return float(sum(of(metric["numerator"]))), float(sum(of(metric["denominator"])))
+    raise AssertionError(kind)
+
+
+def delta_method(control: list[tuple[float, float]], treatment: list[tuple[float, float]]) -> dict:
+    def summary(pairs):
+        x = np.array([p[0] for p in pairs]); y = np.array([p[1] for p in pairs])
+        n = len(x); mx, my = x.mean(), y.mean()
+        cov = np.cov(x, y, ddof=1)
+        r = mx / my
+        var = (cov[0, 0] / my**2 - 2 * mx * cov[0, 1] / my**3 + mx**2 * cov[1, 1] / my**4) / n
+        return r, var
+    (rc, vc), (rt, vt) = summary(control), summary(treatment)
+    se = math.sqrt(vc + vt)
+    z = (rt - rc) / se
+    return {"mean": rt, "control_mean": rc, "delta": rt - rc, "p_value": 2 * stats.norm.sf(abs(z)),
+            "ci95": [rt - rc - stats.norm.ppf(0.975) * se, rt - rc + stats.norm.ppf(0.975) * se],
+            "chance_to_beat_control": stats.norm.cdf(z)}
+
+
+def close(actual, expected, what: str) -> None:
+    assert actual is not None, f"{what}: null, expected {expected}"
+    assert math.isclose(actual, expected, rel_tol=1e-6, abs_tol=1e-9), f"{what}: {actual} != {expected}"
+
+
+def check_group(group: dict, control_units: dict[str, list[dict]], units: dict[str, list[dict]], where: str) -> None:
+    is_control = group["variant"] == EXPERIMENT["control"]
+    assert group["units"] == len(units), where
+    assert group["events"] == sum(len(v) for v in units.values()), where
+    for key, metric in METRICS.items():
+        got = group["metrics"][key]
+        what = f"{where} {key}"
+        assert got["kind"] == metric["kind"], what
+        if metric["kind"] == "quantile":
+            values = [e["value"] for v in units.values() for e in v if e["type"] == metric["event"]]
+            assert got["n"] == len(values), what
+            close(got["mean"], float(np.quantile(values, metric["q"])), what)
+            continue
+        if metric["kind"] == "ratio":
+            pairs = [unit_value("ratio", metric, v) for v in units.values()]
+            assert got["n"] == len(pairs), what
+            if is_control:
+                close(got["mean"], sum(p[0] for p in pairs) / sum(p[1] for p in pairs), what)
+                continue
+            control_pairs = [unit_value("ratio", metric, v) for v in control_units.values()]
+            expected = delta_method(control_pairs, pairs)
+            for field in ("mean", "delta", "p_value", "chance_to_beat_control"):
+                close(got[field], expected[field], f"{what}.{field}")
+            close(got["ci95"][0], expected["ci95"][0], f"{what}.ci95")
+            close(got["ci95"][1], expected["ci95"][1], f"{what}.ci95")
+            continue
+        values = [x for x in (unit_value(metric["kind"], metric, v) for v in units.values()) if x is not None]
+        assert got["n"] == len(values), what
+        close(got["mean"], float(np.mean(values)), f"{what}.mean")
+        close(got["stddev"], float(np.std(values, ddof=1)), f"{what}.stddev")
+        if is_control:
+            for field in ("delta", "relative_lift", "ci95", "p_value", "chance_to_beat_control"):
+                assert got[field] is None, f"{what}.{field} of the control"
+            continue
+        control = [x for x in (unit_value(metric["kind"], metric, v) for v in control_units.values()) if x is not None]
+        test = stats.ttest_ind(values, control, equal_var=False)
+        ci = test.confidence_interval(0.95)
+        delta = float(np.mean(values) - np.mean(control))
+        se = math.sqrt(np.var(values, ddof=1) / len(values) + np.var(control, ddof=1) / len(control))
+        close(got["delta"], delta, f"{what}.delta")
+        close(got["relative_lift"], delta / float(np.mean(control)), f"{what}.relative_lift")
+        close(got["p_value"], float(test.pvalue), f"{what}.p_value")
+        close(got["ci95"][0], float(ci.low), f"{what}.ci95[0]")
+        close(got["ci95"][1], float(ci.high), f"{what}.ci95[1]")
+        close(got["chance_to_beat_control"], float(stats.norm.cdf(delta / se)), f"{what}.chance_to_beat_control")
+
+
+def split_units(variant_of, sent, keep=lambda e: True):
+    groups: dict[str, dict[str, list[dict]]] = defaultdict(dict)
+    for unit, variant in variant_of.items():
+        groups[variant][unit] = [e for e in sent[unit] if keep(e)]
+    return groups
+
+
+# -- tests -----------------------------------------------------------------------------------
+
+
+def test_report_matches_scipy(aviary: Server, outcome) -> None:
+    variant_of, sent = outcome
+    report = expect(admin(aviary).get(f"/v1/experiments/{KEY}/report"), 200).json()
+    assert report["experiment"] == KEY and report["control"] == "gpt-4"
+    groups = split_units(variant_of, sent)
+    assert [g["variant"] for g in report["groups"]] == ["gpt-4", "qwen"]
+    for group in report["groups"]:
+        assert group["model"] is None and group["app_version"] is None
+        check_group(group, groups["gpt-4"], groups[group["variant"]], group["variant"])
+    observed = [len(groups["gpt-4"]), len(groups["qwen"])]
+    expected_srm = stats.chisquare(observed, [sum(observed) / 2] * 2).pvalue
+    close(report["srm_p_value"], float(expected_srm), "srm_p_value")
+    assert report["srm_warning"] == (expected_srm < 0.001)
+    assert "NaN" not in expect(admin(aviary).get(f"/v1/experiments/{KEY}/report"), 200).text
+
+
+def test_report_by_model_separates_models(aviary: Server, outcome) -> None:
+    variant_of, sent = outcome
+    report = expect(admin(aviary).get(f"/v1/experiments/{KEY}/report", params={"by": "model"}), 200).json()
+    seen = set()
+    for group in report["groups"]:
+        model = group["model"]
+        assert model in MODELS, dumps(group)
+        seen.add((group["variant"], model))
+        # Units of a model group are the units with events of that model.
+        units = {u: [e for e in sent[u] if e.get("model") == model] for u, v in variant_of.items()
+                 if v == group["variant"] and any(e.get("model") == model for e in sent[u])}
+        control = {u: [e for e in sent[u] if e.get("model") == model] for u, v in variant_of.items()
+                   if v == "gpt-4" and any(e.get("model") == model for e in sent[u])}
+        check_group(group, control, units, f"{group['variant']}/{model}")
+    assert seen == {(v, m) for v in ("gpt-4", "qwen") for m in MODELS}
+
+
+def test_csv_matches_json(aviary: Server, outcome) -> None:
+    api = admin(aviary)
+    report = expect(api.get(f"/v1/experiments/{KEY}/report", params={"by": "variant,model"}), 200).json()
+    r = expect(api.get(f"/v1/experiments/{KEY}/report.csv", params={"by": "variant,model"}), 200)
+    assert r.headers["Content-Type"].startswith("text/csv")
+    assert r.headers["Content-Disposition"].startswith("attachment")
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8"), newline="")))
+    assert list(rows[0].keys()) == [
+        "variant", "model", "app_version", "metric", "kind", "units", "n", "mean", "stddev", "delta",
+        "relative_lift", "ci95_low", "ci95_high", "p_value", "chance_to_beat_control"]
+    assert len(rows) == len(report["groups"]) * len(METRICS)
+    by_key = {(row["variant"], row["model"], row["metric"]): row for row in rows}
+    for group in report["groups"]:
+        for key, metric in group["metrics"].items():
+            row = by_key[(group["variant"], group["model"] or "", key)]
+            assert row["kind"] == metric["kind"] and int(row["units"]) == group["units"] and int(row["n"]) == metric["n"]
+            ci = metric["ci95"] or [None, None]
+            for column, value in (("mean", metric["mean"]), ("stddev", metric["stddev"]), ("delta", metric["delta"]),
+                                  ("relative_lift", metric["relative_lift"]), ("ci95_low", ci[0]), ("ci95_high", ci[1]),
+                                  ("p_value", metric["p_value"]), ("chance_to_beat_control", metric["chance_to_beat_control"])):
+                if value is None:
+                    assert row[column] == "", (key, column)
+                else:
+                    assert float(row[column]) == pytest.approx(value, rel=1e-12), (key, column)
+
+
+def test_events_before_exposure_and_window(aviary: Server, outcome) -> None:
+    variant_of, sent = outcome
+    api = admin(aviary)
+    report = expect(api.get(f"/v1/experiments/{KEY}/report"), 200).json()
+    # The early purchases of 1000 would dominate `spend` if they counted.
+    for group in report["groups"]:
+        assert group["metrics"]["spend"]["mean"] < 100, dumps(group)
+    # A window that ends before any exposure holds nothing.
+    past = iso(datetime.now(timezone.utc) - timedelta(days=3))
+    empty = expect(api.get(f"/v1/experiments/{KEY}/report", params={"to": past}), 200).json()
+    assert all(g["units"] == 0 and g["events"] == 0 for g in empty["groups"]), dumps(empty)
+    assert empty["srm_p_value"] is None and empty["srm_note"]
+    for g in empty["groups"]:
+        for metric in g["metrics"].values():
+            assert metric["mean"] is None and metric["note"], dumps(metric)
+
+
+def test_report_rejects_bad_queries(aviary: Server, outcome) -> None:
+    api = admin(aviary)
+    r = expect(api.get(f"/v1/experiments/{KEY}/report", params={"by": "variant,colour"}), 400).json()
+    assert r["error"]["details"][0]["path"] == "by[1]"
+    r = expect(api.get(f"/v1/experiments/{KEY}/report", params={"from": "yesterday"}), 400).json()
+    assert r["error"]["details"][0]["path"] == "from"
+    expect(api.get("/v1/experiments/no-such-experiment/report"), 404)
+    expect(Api(aviary, None).get(f"/v1/experiments/{KEY}/report"), 401)
+
+
+def test_resent_and_invalid_batches(aviary: Server, client_key: str, outcome) -> None:
+    client = Api(aviary, client_key)
+    api = admin(aviary)
+    before = expect(api.get(f"/v1/experiments/{KEY}/report"), 200).json()
+    now = datetime.now(timezone.utc) + timedelta(seconds=2)
+    batch = [event("unit-0", "message", now) for _ in range(3)]
+    first = expect(client.post("/v1/events", json=batch), 200, 201, 202).json()
+    assert first == {"accepted": 3, "duplicates": 0}
+    again = expect(client.post("/v1/events", json=batch), 200, 201, 202).json()
+    assert again == {"accepted": 0, "duplicates": 3}
+    invalid = [event("unit-0", "message", now), {"id": str(uuid.uuid4()), "type": "message", "ts": iso(now)}]
+    r = expect(client.post("/v1/events", json=invalid), 400).json()
+    assert [d["index"] for d in r["error"]["details"]] == [1], dumps(r)
+    after = expect(api.get(f"/v1/experiments/{KEY}/report"), 200).json()
+    events = lambda rep: sum(g["events"] for g in rep["groups"])  # noqa: E731
+    assert events(after) == events(before) + 3

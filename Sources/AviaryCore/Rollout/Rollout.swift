@@ -1,0 +1,185 @@
+import Foundation
+
+/// A progressive rollout of one variant (SPEC 9): its weight in the catch-all rule walks
+/// through `steps` while guardrails hold.
+public struct RolloutPlan: Sendable, Hashable {
+    public enum OnBreach: String, Sendable, Hashable, CaseIterable {
+        case rollback, pause
+    }
+
+    /// A limit on one metric of the rolled variant over the current step.
+    public struct Guardrail: Sendable, Hashable {
+        public enum Bound: Sendable, Hashable {
+            /// Absolute: the value must stay at or below / at or above.
+            case max(Double), min(Double)
+            /// Relative to control: value ≤ control · (1 + x) / value ≥ control · (1 − x).
+            case maxIncrease(Double), maxDrop(Double)
+        }
+
+        public var metric: String
+        public var bound: Bound
+
+        public init(metric: String, bound: Bound) {
+            self.metric = metric
+            self.bound = bound
+        }
+    }
+
+    public var variant: String
+    /// Percent of the catch-all rule's traffic for `variant` at each step, strictly increasing in (0, 100].
+    public var steps: [Double]
+    public var stepSeconds: Int
+    /// Step percents that wait for `POST …/rollout/approve` before they are entered.
+    public var approvalBefore: Set<Double>
+    public var minUnits: Int
+    public var onBreach: OnBreach
+    public var guardrails: [Guardrail]
+    public var notifyURL: String?
+
+    public init(
+        variant: String, steps: [Double], stepSeconds: Int, approvalBefore: Set<Double> = [], minUnits: Int = 0,
+        onBreach: OnBreach = .rollback, guardrails: [Guardrail] = [], notifyURL: String? = nil
+    ) {
+        self.variant = variant
+        self.steps = steps
+        self.stepSeconds = stepSeconds
+        self.approvalBefore = approvalBefore
+        self.minUnits = minUnits
+        self.onBreach = onBreach
+        self.guardrails = guardrails
+        self.notifyURL = notifyURL
+    }
+}
+
+/// Where a rollout is (SPEC 9 `rollout_state`).
+public struct RolloutState: Sendable, Hashable {
+    public enum Phase: String, Sendable, Hashable, CaseIterable {
+        case running
+        case awaitingApproval = "awaiting_approval"
+        case paused, completed
+        case rolledBack = "rolled_back"
+    }
+
+    public var phase: Phase
+    /// Index into `steps` of the step being served.
+    public var step: Int
+    /// When the current step began serving (the step clock).
+    public var stepStartedAt: Date
+    /// Seconds of the current step already served before a pause; the clock resumes from here.
+    public var elapsedBeforePause: Double
+    /// Why the rollout was rolled back or paused by a guardrail.
+    public var reason: String?
+
+    public init(phase: Phase = .running, step: Int = 0, stepStartedAt: Date, elapsedBeforePause: Double = 0, reason: String? = nil) {
+        self.phase = phase
+        self.step = step
+        self.stepStartedAt = stepStartedAt
+        self.elapsedBeforePause = elapsedBeforePause
+        self.reason = reason
+    }
+
+    /// Seconds the current step has served at `now`: never negative, so a clock that jumps
+    /// back holds the step instead of shortening it.
+    public func elapsed(at now: Date) -> Double {
+        guard phase == .running || phase == .awaitingApproval else { return elapsedBeforePause }
+        return elapsedBeforePause + max(0, now.timeIntervalSince(stepStartedAt))
+    }
+}
+
+/// A guardrail metric measured on the rolled variant (and control) over the current step.
+public struct GuardrailObservation: Sendable, Hashable {
+    public var value: Double?
+    public var controlValue: Double?
+
+    public init(value: Double?, controlValue: Double? = nil) {
+        self.value = value
+        self.controlValue = controlValue
+    }
+}
+
+/// What the rollout controller does on one tick.
+public enum RolloutDecision: Sendable, Hashable {
+    /// Nothing to do yet (time not up, too few units, waiting for a human, or finished).
+    case wait(String)
+    /// Enter step `to` (an index into `steps`).
+    case advance(to: Int)
+    /// The next step needs an approval first.
+    case awaitApproval(step: Int)
+    /// The last step has served its time healthy.
+    case complete
+    /// A guardrail broke and `on_breach` is `rollback`.
+    case rollback(reason: String)
+    /// A guardrail broke and `on_breach` is `pause`.
+    case pause(reason: String)
+}
+
+/// The rollout state machine: pure, so every transition is decided from its inputs only.
+public enum RolloutMachine {
+    /// Decides one tick.
+    /// - Parameters:
+    ///   - observations: guardrail metrics of the current step, by metric key; a missing
+    ///     metric or value cannot break a guardrail (there is nothing to judge yet).
+    ///   - rolledUnits: units exposed to the rolled variant during the current step.
+    ///   - approved: whether the gate before the next step has been passed.
+    public static func decide(
+        plan: RolloutPlan, state: RolloutState, now: Date, observations: [String: GuardrailObservation],
+        rolledUnits: Int, approved: Bool = false
+    ) -> RolloutDecision {
+        switch state.phase {
+        case .completed: return .wait("completed")
+        case .rolledBack: return .wait("rolled back")
+        case .paused: return .wait("paused")
+        case .running, .awaitingApproval: break
+        }
+        // The current step keeps serving while it waits for a human: guardrails still apply.
+        if let breach = breach(plan, observations) {
+            return plan.onBreach == .rollback ? .rollback(reason: breach) : .pause(reason: breach)
+        }
+        if state.phase == .awaitingApproval {
+            guard approved else { return .wait("awaiting approval") }
+            return state.step + 1 < plan.steps.count ? .advance(to: state.step + 1) : .complete
+        }
+        guard state.elapsed(at: now) >= Double(plan.stepSeconds) else { return .wait("step time not up") }
+        guard rolledUnits >= plan.minUnits else {
+            return .wait("\(rolledUnits) of \(plan.minUnits) units in \(plan.variant)")
+        }
+        let next = state.step + 1
+        guard next < plan.steps.count else { return .complete }
+        if plan.approvalBefore.contains(plan.steps[next]), !approved { return .awaitApproval(step: next) }
+        return .advance(to: next)
+    }
+
+    /// The first broken guardrail, described; nil when all hold.
+    public static func breach(_ plan: RolloutPlan, _ observations: [String: GuardrailObservation]) -> String? {
+        for guardrail in plan.guardrails {
+            guard let observation = observations[guardrail.metric], let value = observation.value, value.isFinite else { continue }
+            let m = guardrail.metric
+            switch guardrail.bound {
+            case .max(let limit) where value > limit:
+                return "\(m) is \(format(value)), above its max \(format(limit))"
+            case .min(let limit) where value < limit:
+                return "\(m) is \(format(value)), below its min \(format(limit))"
+            case .maxIncrease(let share):
+                guard let control = observation.controlValue, control.isFinite else { continue }
+                let limit = control + abs(control) * share
+                if value > limit {
+                    return "\(m) is \(format(value)), more than \(format(share * 100)) % above control (\(format(control)))"
+                }
+            case .maxDrop(let share):
+                guard let control = observation.controlValue, control.isFinite else { continue }
+                let limit = control - abs(control) * share
+                if value < limit {
+                    return "\(m) is \(format(value)), more than \(format(share * 100)) % below control (\(format(control)))"
+                }
+            default:
+                continue
+            }
+        }
+        return nil
+    }
+
+    static func format(_ value: Double) -> String {
+        let rounded = (value * 1_000_000).rounded() / 1_000_000
+        return rounded == rounded.rounded() && abs(rounded) < 1e15 ? String(Int64(rounded)) : String(rounded)
+    }
+}

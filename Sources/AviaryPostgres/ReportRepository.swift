@@ -23,12 +23,10 @@ public struct ReportRepository: Sendable {
 
     public func aggregate(experiment: ExperimentDefinition, metrics: [Metric], query: ReportQuery) async throws -> Aggregates {
         let plan = ReportSQL(experiment: experiment, metrics: metrics, query: query)
-        // One snapshot for all statements; the join and the per-unit hash tables want memory,
-        // and a JIT compile costs more than it saves on these plans.
         return try await database.transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { connection in
-            try await connection.query("SET LOCAL work_mem = '256MB'", logger: database.logger)
-            try await connection.query("SET LOCAL jit = off", logger: database.logger)
-            try await connection.query("SET LOCAL statement_timeout = '55s'", logger: database.logger)
+            for setting in ReportSQL.settings {
+                try await connection.query(PostgresQuery(unsafeSQL: "SET LOCAL \(setting)"), logger: database.logger)
+            }
             var exposed: [String: Int] = [:]
             for try await (variant, units) in try await connection.query(plan.exposedUnits, logger: database.logger).decode((String, Int).self) {
                 exposed[variant] = units
@@ -74,6 +72,21 @@ public struct ReportRepository: Sendable {
 /// operands, q, times — is a bind parameter.
 struct ReportSQL {
     static let columnsPerMetric = 6
+
+    /// Settings of the report transaction (one snapshot for all statements).
+    ///
+    /// The plan that scales is a nested loop: the experiment's units, each walking its own
+    /// events through the covering `events_user`/`events_anonymous` index (0005), split over
+    /// parallel workers that aggregate per unit before gathering. The planner's estimates for
+    /// the unit set are poor (a CTE, a union), and with them it picks hash joins that build on
+    /// the events side and spill, or gathers every joined row to one process; so hash and
+    /// merge joins are off, and parallel plans are made cheap to choose. A JIT compile costs
+    /// more than it saves on these plans.
+    static let settings = [
+        "work_mem = '256MB'", "jit = off", "statement_timeout = '55s'",
+        "enable_hashjoin = off", "enable_mergejoin = off",
+        "parallel_setup_cost = 0", "parallel_tuple_cost = 0",
+    ]
 
     let query: ReportQuery
     let unitMetrics: [Metric]
@@ -124,11 +137,21 @@ struct ReportSQL {
                 )
                 """
         }
+        // Each unit's events from its first exposure on. With a fallback unit an event belongs
+        // to its primary id when it has one, else to its fallback id: two index walks.
         func attributed(_ b: inout Binder) -> String {
             let key = b.bind(experiment.key)
+            let window = Self.window("e.ts", query, &b)
+            let columns = "e.type, e.value, e.model, e.app_version, e.experiment_key, e.variant"
+            var walks = ["SELECT \(columns) FROM events e WHERE \(column(experiment.unit)) = u.unit AND e.ts >= u.first_at\(window)"]
+            if let fallback = experiment.fallbackUnit {
+                walks.append(
+                    "SELECT \(columns) FROM events e WHERE \(column(experiment.unit)) IS NULL AND \(column(fallback)) = u.unit "
+                        + "AND e.ts >= u.first_at\(window)")
+            }
             return """
-                FROM events e JOIN units u ON u.unit = \(unit) AND e.ts >= u.first_at
-                WHERE e.type <> '$exposure' AND (e.experiment_key IS DISTINCT FROM \(key) OR e.variant = u.variant)\(Self.window("e.ts", query, &b))
+                FROM units u CROSS JOIN LATERAL (\(walks.joined(separator: " UNION ALL "))) e
+                WHERE e.type <> '$exposure' AND (e.experiment_key IS DISTINCT FROM \(key) OR e.variant = u.variant)
                 """
         }
 

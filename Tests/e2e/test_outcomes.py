@@ -317,3 +317,32 @@ def test_resent_and_invalid_batches(aviary: Server, client_key: str, outcome) ->
     after = expect(api.get(f"/v1/experiments/{KEY}/report"), 200).json()
     events = lambda rep: sum(g["events"] for g in rep["groups"])  # noqa: E731
     assert events(after) == events(before) + 3
+
+
+def test_fallback_unit_attribution(aviary: Server, client_key: str, outcome) -> None:
+    """An experiment on user_id falling back to anonymous_id: an anonymous visitor's events
+    count through its anonymous id, a signed-in user's through its user id."""
+    key = "fallback-e2e"
+    body = {
+        "key": key, "unit": "user_id", "fallback_unit": "anonymous_id",
+        "variants": [{"key": "off", "value": False}, {"key": "on", "value": True}], "control": "off",
+        "rules": [{"name": "everyone", "serve": {"variant": "on"}}],
+        "metrics": {"primary": ["messages"]},
+    }
+    create_experiment(aviary, body)
+    client = Api(aviary, client_key)
+    expect(client.get(f"/v1/assign/{key}", headers={"Cookie": "aviary_id=anon-visitor"}), 200)
+    expect(client.get(f"/v1/assign/{key}", headers={"X-Aviary-User": "signed-in"}), 200)
+    api = admin(aviary)
+    poll_until(lambda: api.get(f"/v1/experiments/{key}/report").json()["exposed_units"]["on"] == 2, timeout=10)
+    t = datetime.now(timezone.utc) + timedelta(seconds=1)
+    batch = [
+        {"id": str(uuid.uuid4()), "type": "message", "anonymous_id": "anon-visitor", "ts": iso(t)},
+        {"id": str(uuid.uuid4()), "type": "message", "anonymous_id": "anon-visitor", "ts": iso(t)},
+        # Signed in: the user id is the unit, whatever anonymous id rides along.
+        {"id": str(uuid.uuid4()), "type": "message", "user_id": "signed-in", "anonymous_id": "anon-visitor", "ts": iso(t)},
+    ]
+    expect(client.post("/v1/events", json=batch), 200)
+    group = expect(api.get(f"/v1/experiments/{key}/report"), 200).json()["groups"][1]
+    assert group["variant"] == "on" and group["units"] == 2 and group["events"] == 3, dumps(group)
+    assert group["metrics"]["messages"]["mean"] == 1.5

@@ -8,7 +8,7 @@ import Hummingbird
 /// when the database is down or too many batches are already being written — never a silent drop.
 struct EventsController {
     let repository: EventRepository
-    /// Batches being written now, across requests.
+    /// Batches being read, checked or written now, across requests.
     let inFlight = ManagedAtomic<Int>(0)
     let maxInFlight: Int
 
@@ -26,6 +26,15 @@ struct EventsController {
                 .unsupportedMediaType, code: "unsupported_media_type",
                 message: "send events as application/json (an array) or application/x-ndjson (one event per line)")
         }
+        // The slot is taken before the body is read: a refused batch costs no parsing, so an
+        // overload does not steal CPU from the batches being written.
+        guard inFlight.loadThenWrappingIncrement(ordering: .acquiring) < maxInFlight else {
+            inFlight.wrappingDecrement(ordering: .releasing)
+            throw APIError(
+                .serviceUnavailable, code: "overloaded", message: "too many event batches are being written; retry shortly",
+                headers: [.retryAfter: "1"])
+        }
+        defer { inFlight.wrappingDecrement(ordering: .releasing) }
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: RequestLimits.maxBodyBytes)
@@ -44,13 +53,6 @@ struct EventsController {
         case .failure(let failure):
             throw APIError(.badRequest, code: "invalid_events", message: "nothing was stored: " + APIError.summary(failure.issues), details: failure.issues)
         }
-        guard inFlight.loadThenWrappingIncrement(ordering: .acquiring) < maxInFlight else {
-            inFlight.wrappingDecrement(ordering: .releasing)
-            throw APIError(
-                .serviceUnavailable, code: "overloaded", message: "too many event batches are being written; retry shortly",
-                headers: [.retryAfter: "1"])
-        }
-        defer { inFlight.wrappingDecrement(ordering: .releasing) }
         let (accepted, duplicates) = try await DatabaseDeadline.run { try await repository.insert(events) }
         return Response.json(["accepted": .number(Double(accepted)), "duplicates": .number(Double(duplicates))])
     }

@@ -22,9 +22,15 @@ public struct ReportRepository: Sendable {
     }
 
     public func aggregate(experiment: ExperimentDefinition, metrics: [Metric], query: ReportQuery) async throws -> Aggregates {
-        let plan = ReportSQL(experiment: experiment, metrics: metrics, query: query)
         return try await database.transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { connection in
-            for setting in ReportSQL.settings {
+            var b = Binder()
+            let key = b.bind(experiment.key)
+            let window = ReportSQL.window("e.ts", query, &b)
+            let claimed = b.query("SELECT EXISTS (SELECT 1 FROM events e WHERE e.experiment_key = \(key)\(window))")
+            var claims = false
+            for try await exists in try await connection.query(claimed, logger: database.logger).decode(Bool.self) { claims = exists }
+            let plan = ReportSQL(experiment: experiment, metrics: metrics, query: query, claims: claims)
+            for setting in plan.settings {
                 try await connection.query(PostgresQuery(unsafeSQL: "SET LOCAL \(setting)"), logger: database.logger)
             }
             var exposed: [String: Int] = [:]
@@ -49,6 +55,11 @@ public struct ReportRepository: Sendable {
                 groups[key] = aggregate
             }
             if let quantiles = plan.quantiles {
+                // Quantiles read only their event types: a hash join of those events with the
+                // units beats walking every unit's index again.
+                for setting in ["enable_hashjoin = on", "enable_mergejoin = on"] {
+                    try await connection.query(PostgresQuery(unsafeSQL: "SET LOCAL \(setting)"), logger: database.logger)
+                }
                 for try await row in try await connection.query(quantiles, logger: database.logger) {
                     let cells = row.makeRandomAccess()
                     let key = try plan.groupKey(cells)
@@ -70,55 +81,57 @@ public struct ReportRepository: Sendable {
 /// The statements of one report, with their bindings. Only fixed SQL text is spliced in
 /// (column names chosen from enums); every value — experiment key, event types, `where`
 /// operands, q, times — is a bind parameter.
+///
+/// The plan that scales is a nested loop: the experiment's units, each reading its own events
+/// from the covering `events_user`/`events_anonymous` index (0005), split over parallel
+/// workers that aggregate per unit before gathering. When no event names the experiment (no
+/// `$exposure` claims), the units are the `exposures` rows themselves and hash and merge joins
+/// are switched off: the planner's estimates would otherwise have it hash the events side or
+/// gather every joined row into one process. With claims, the unit set is a union the planner
+/// must be free to hash-join, and the defaults stay. Quantiles, which read only their own
+/// event types, are a hash join of those events with the units in either case.
 struct ReportSQL {
     static let columnsPerMetric = 6
-
-    /// Settings of the report transaction (one snapshot for all statements).
-    ///
-    /// The plan that scales is a nested loop: the experiment's units, each walking its own
-    /// events through the covering `events_user`/`events_anonymous` index (0005), split over
-    /// parallel workers that aggregate per unit before gathering. The planner's estimates for
-    /// the unit set are poor (a CTE, a union), and with them it picks hash joins that build on
-    /// the events side and spill, or gathers every joined row to one process; so hash and
-    /// merge joins are off, and parallel plans are made cheap to choose. A JIT compile costs
-    /// more than it saves on these plans.
-    static let settings = [
-        "work_mem = '256MB'", "jit = off", "statement_timeout = '55s'",
-        "enable_hashjoin = off", "enable_mergejoin = off",
-        "parallel_setup_cost = 0", "parallel_tuple_cost = 0",
-    ]
 
     let query: ReportQuery
     let unitMetrics: [Metric]
     let quantileMetrics: [Metric]
     let dimensionCount: Int
+    let settings: [String]
     let exposedUnits: PostgresQuery
     let perGroup: PostgresQuery
     let quantiles: PostgresQuery?
 
-    init(experiment: ExperimentDefinition, metrics: [Metric], query: ReportQuery) {
+    init(experiment: ExperimentDefinition, metrics: [Metric], query: ReportQuery, claims: Bool) {
         self.query = query
         unitMetrics = metrics.filter { $0.kind != .quantile }
         quantileMetrics = metrics.filter { $0.kind == .quantile }
-        let eventDimensions = query.dimensions.compactMap { d -> String? in
-            switch d {
-            case .variant: nil
-            case .model: "e.model"
-            case .appVersion: "e.app_version"
-            }
-        }
-        dimensionCount = 1 + eventDimensions.count
-        let groupBy = (["u.variant"] + eventDimensions).joined(separator: ", ")
-        let outerGroupBy = (["variant"] + eventDimensions.map { String($0.dropFirst(2)) }).joined(separator: ", ")
+        // Per-unit grouping (with the unit) and per-group grouping, over the attributed rows `e`.
+        var dimensions = ["e.unit_variant"], names = ["variant"]
+        if query.groupsByModel { dimensions.append("e.model"); names.append("model") }
+        if query.groupsByAppVersion { dimensions.append("e.app_version"); names.append("app_version") }
+        dimensionCount = dimensions.count
+        let selectDimensions = zip(dimensions, names).map { "\($0) AS \($1)" }.joined(separator: ", ")
+        let groupDimensions = dimensions.joined(separator: ", ")
+        let outerDimensions = names.joined(separator: ", ")
+
+        // A JIT compile costs more than it saves on these plans.
+        var settings = ["work_mem = '256MB'", "jit = off", "statement_timeout = '55s'", "parallel_setup_cost = 0", "parallel_tuple_cost = 0"]
+        if !claims { settings += ["enable_hashjoin = off", "enable_mergejoin = off"] }
+        self.settings = settings
 
         func column(_ kind: UnitKind) -> String { kind == .userID ? "e.user_id" : "e.anonymous_id" }
         let unit = experiment.fallbackUnit.map { "COALESCE(\(column(experiment.unit)), \(column($0)))" } ?? column(experiment.unit)
 
-        // Each statement gets its own bindings; `Binder` numbers them.
+        // The experiment's units with their variant and first exposure. Claims (events naming the
+        // experiment) are a second source; the earlier exposure of a unit wins.
         func units(_ b: inout Binder) -> String {
             let key = b.bind(experiment.key)
-            let eventWindow = Self.window("e.ts", query, &b)
             let exposureWindow = Self.window("x.first_at", query, &b)
+            guard claims else {
+                return "units AS (SELECT x.unit, x.variant, x.first_at FROM exposures x WHERE x.experiment_key = \(key)\(exposureWindow))"
+            }
+            let eventWindow = Self.window("e.ts", query, &b)
             return """
                 claims AS (
                     SELECT \(unit) AS unit, (array_agg(e.variant ORDER BY e.ts))[1] AS variant, min(e.ts) AS first_at
@@ -137,21 +150,22 @@ struct ReportSQL {
                 )
                 """
         }
-        // Each unit's events from its first exposure on. With a fallback unit an event belongs
-        // to its primary id when it has one, else to its fallback id: two index walks.
+        // Each unit's events from its first exposure on, as rows `e`. With a fallback unit an
+        // event belongs to its primary id when it has one, else to its fallback id: two joins,
+        // each served by an index (a COALESCE could not be).
         func attributed(_ b: inout Binder) -> String {
             let key = b.bind(experiment.key)
             let window = Self.window("e.ts", query, &b)
-            let columns = "e.type, e.value, e.model, e.app_version, e.experiment_key, e.variant"
-            var walks = ["SELECT \(columns) FROM events e WHERE \(column(experiment.unit)) = u.unit AND e.ts >= u.first_at\(window)"]
+            let columns = "u.variant AS unit_variant, u.unit AS unit_key, e.type, e.value, e.model, e.app_version, e.experiment_key, e.variant"
+            var walks = ["SELECT \(columns) FROM units u JOIN events e ON \(column(experiment.unit)) = u.unit AND e.ts >= u.first_at\(window)"]
             if let fallback = experiment.fallbackUnit {
                 walks.append(
-                    "SELECT \(columns) FROM events e WHERE \(column(experiment.unit)) IS NULL AND \(column(fallback)) = u.unit "
+                    "SELECT \(columns) FROM units u JOIN events e ON \(column(experiment.unit)) IS NULL AND \(column(fallback)) = u.unit "
                         + "AND e.ts >= u.first_at\(window)")
             }
             return """
-                FROM units u CROSS JOIN LATERAL (\(walks.joined(separator: " UNION ALL "))) e
-                WHERE e.type <> '$exposure' AND (e.experiment_key IS DISTINCT FROM \(key) OR e.variant = u.variant)
+                FROM (\(walks.joined(separator: " UNION ALL "))) e
+                WHERE e.type <> '$exposure' AND (e.experiment_key IS DISTINCT FROM \(key) OR e.variant = e.unit_variant)
                 """
         }
 
@@ -194,12 +208,12 @@ struct ReportSQL {
             """
             WITH \(unitsSQL),
             per_unit AS (
-                SELECT \(groupBy), count(*) AS events\(perUnit.map { ", " + $0 }.joined())
+                SELECT \(selectDimensions), count(*) AS events\(perUnit.map { ", " + $0 }.joined())
                 \(from)
-                GROUP BY \(groupBy), u.unit
+                GROUP BY \(groupDimensions), e.unit_key
             )
-            SELECT \(outerGroupBy), count(*)::int8, sum(events)::int8\(perGroupColumns.map { ", " + $0 }.joined())
-            FROM per_unit GROUP BY \(outerGroupBy)
+            SELECT \(outerDimensions), count(*)::int8, sum(events)::int8\(perGroupColumns.map { ", " + $0 }.joined())
+            FROM per_unit GROUP BY \(outerDimensions)
             """)
 
         if quantileMetrics.isEmpty {
@@ -219,9 +233,9 @@ struct ReportSQL {
             quantiles = b.query(
                 """
                 WITH \(unitsSQL)
-                SELECT \(groupBy), \(columns.joined(separator: ", "))
+                SELECT \(groupDimensions), \(columns.joined(separator: ", "))
                 \(from) AND e.type = ANY(\(types))
-                GROUP BY \(groupBy)
+                GROUP BY \(groupDimensions)
                 """)
         }
     }
@@ -236,7 +250,6 @@ struct ReportSQL {
         if query.groupsByAppVersion { key.appVersion = try cells[index].decode(String?.self) }
         return key
     }
-
 
     static let comparisons = ["eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="]
 

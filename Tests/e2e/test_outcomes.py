@@ -23,6 +23,7 @@ from scipy import stats
 from aviary_e2e import Api, Server, admin, create_experiment, dumps, expect, poll_until
 
 KEY = "report-e2e"
+PLAIN = "report-e2e-plain"
 METRICS = {
     "answer_rating": {"event": "answer_rating", "kind": "mean"},
     "messages": {"event": "message", "kind": "count"},
@@ -64,14 +65,19 @@ def outcome(aviary: Server, client_key: str):
     for key, body in METRICS.items():
         expect(api.put(f"/v1/metrics/{key}", json=body), 201, 200)
     create_experiment(aviary, dict(EXPERIMENT))
+    # The same units, exposed by assignment only: no event names this one (the report's
+    # path without claims).
+    create_experiment(aviary, dict(EXPERIMENT, key=PLAIN))
     client = Api(aviary, client_key)
 
     rng = random.Random(20261127)
     variant_of: dict[str, str] = {}
+    plain_variant_of: dict[str, str] = {}
     for i in range(ASSIGNED_UNITS):
         unit = f"unit-{i}"
-        r = expect(client.get(f"/v1/assign/{KEY}", headers={"X-Aviary-User": unit}), 200).json()
+        r = expect(client.get("/v1/assign", headers={"X-Aviary-User": unit}), 200).json()
         variant_of[unit] = r["assignments"][KEY]["variant"]
+        plain_variant_of[unit] = r["assignments"][PLAIN]["variant"]
     start = datetime.now(timezone.utc) + timedelta(seconds=1)
     events: list[dict] = []
     for i in range(CLAIMED_UNITS):
@@ -114,7 +120,8 @@ def outcome(aviary: Server, client_key: str):
     # Exposures are written off the request path; wait until all are stored.
     total = ASSIGNED_UNITS + CLAIMED_UNITS
     poll_until(lambda: sum(api.get(f"/v1/experiments/{KEY}/report").json()["exposed_units"].values()) == total, timeout=10)
-    return variant_of, sent
+    poll_until(lambda: sum(api.get(f"/v1/experiments/{PLAIN}/report").json()["exposed_units"].values()) == ASSIGNED_UNITS, timeout=10)
+    return variant_of, sent, plain_variant_of
 
 
 # -- the expected numbers, computed independently ------------------------------------------
@@ -216,7 +223,7 @@ def split_units(variant_of, sent, keep=lambda e: True):
 
 
 def test_report_matches_scipy(aviary: Server, outcome) -> None:
-    variant_of, sent = outcome
+    variant_of, sent, _ = outcome
     report = expect(admin(aviary).get(f"/v1/experiments/{KEY}/report"), 200).json()
     assert report["experiment"] == KEY and report["control"] == "gpt-4"
     groups = split_units(variant_of, sent)
@@ -231,8 +238,16 @@ def test_report_matches_scipy(aviary: Server, outcome) -> None:
     assert "NaN" not in expect(admin(aviary).get(f"/v1/experiments/{KEY}/report"), 200).text
 
 
+def test_report_without_claims_matches_scipy(aviary: Server, outcome) -> None:
+    _, sent, variant_of = outcome
+    report = expect(admin(aviary).get(f"/v1/experiments/{PLAIN}/report"), 200).json()
+    groups = split_units(variant_of, sent)
+    for group in report["groups"]:
+        check_group(group, groups["gpt-4"], groups[group["variant"]], f"{PLAIN} {group['variant']}")
+
+
 def test_report_by_model_separates_models(aviary: Server, outcome) -> None:
-    variant_of, sent = outcome
+    variant_of, sent, _ = outcome
     report = expect(admin(aviary).get(f"/v1/experiments/{KEY}/report", params={"by": "model"}), 200).json()
     seen = set()
     for group in report["groups"]:
@@ -275,7 +290,7 @@ def test_csv_matches_json(aviary: Server, outcome) -> None:
 
 
 def test_events_before_exposure_and_window(aviary: Server, outcome) -> None:
-    variant_of, sent = outcome
+    variant_of, sent, _ = outcome
     api = admin(aviary)
     report = expect(api.get(f"/v1/experiments/{KEY}/report"), 200).json()
     # The early purchases of 1000 would dominate `spend` if they counted.

@@ -8,7 +8,7 @@ public struct ExperimentRepository: Sendable {
     let database: AviaryDatabase
     var logger: Logger { database.logger }
 
-    static let columns = "key, definition::text, status, winner, revision, created_at, updated_at, archived_at"
+    static let columns = "key, definition::text, status, winner, revision, created_at, updated_at, archived_at, rollout_state::text"
 
     public func create(_ body: JSON, actor: String?) async throws -> Experiment {
         try await database.configTransaction { connection in
@@ -84,7 +84,9 @@ public struct ExperimentRepository: Sendable {
     }
 
     /// Applies a lifecycle action; only the transitions of `LifecycleAction.target(from:)` are legal.
-    public func transition(_ key: String, action: LifecycleAction, winner: String?, ifMatch: Int?, actor: String?) async throws -> Experiment {
+    public func transition(
+        _ key: String, action: LifecycleAction, winner: String?, reason: String? = nil, ifMatch: Int?, actor: String?
+    ) async throws -> Experiment {
         try await database.configTransaction { connection in
             var experiment = try await current(key, ifMatch: ifMatch, on: connection)
             guard let target = action.target(from: experiment.status) else {
@@ -104,7 +106,9 @@ public struct ExperimentRepository: Sendable {
             let before = experiment
             experiment.status = target
             if action == .stop { experiment.winner = winner }
+            let event = Self.applyLifecycle(action, to: &experiment, reason: reason, now: Date())
             try await save(&experiment, action: action.rawValue, before: before, actor: actor, on: connection)
+            if let event { try await recordRollout(event, experiment, actor: actor, on: connection) }
             return experiment
         }
     }
@@ -152,7 +156,7 @@ public struct ExperimentRepository: Sendable {
         return experiment
     }
 
-    private func save(_ experiment: inout Experiment, action: String, before: Experiment, actor: String?, on connection: PostgresConnection) async throws {
+    func save(_ experiment: inout Experiment, action: String, before: Experiment, actor: String?, on connection: PostgresConnection) async throws {
         experiment.revision += 1
         experiment.updatedAt = Date()
         let d = experiment.definition
@@ -161,7 +165,8 @@ public struct ExperimentRepository: Sendable {
             UPDATE experiments SET definition = \(JSON.object(d.json).canonicalString())::jsonb, status = \(experiment.status.rawValue),
                 winner = \(experiment.winner), revision = \(experiment.revision), cohort_refs = \(Array(d.cohortReferences).sorted()),
                 layer = \(d.layer), layer_start = \(d.layerRange?.start), layer_end = \(d.layerRange?.end),
-                updated_at = \(experiment.updatedAt), archived_at = \(experiment.archivedAt)
+                updated_at = \(experiment.updatedAt), archived_at = \(experiment.archivedAt),
+                rollout_state = \(Self.rolloutStateText(experiment))::jsonb
             WHERE key = \(d.key)
             """, logger: logger)
         try await record(experiment, action: action, before: before, actor: actor, on: connection)
@@ -197,20 +202,27 @@ public struct ExperimentRepository: Sendable {
         for try await (key, layer, start, end) in rows.decode((String, String, Int, Int).self) {
             occupants.append(.init(experiment: key, layer: layer, range: LayerRange(start: start, end: end)))
         }
-        return ExperimentValidationContext(knownCohorts: cohorts, layerOccupants: occupants)
+        var metrics: Set<String> = []
+        for try await key in try await connection.query("SELECT key FROM metrics", logger: logger).decode(String.self) {
+            metrics.insert(key)
+        }
+        return ExperimentValidationContext(knownCohorts: cohorts, layerOccupants: occupants, knownMetrics: metrics)
     }
 
     static func decode(_ rows: PostgresRowSequence) async throws -> [Experiment] {
         var result: [Experiment] = []
-        for try await (key, definition, status, winner, revision, createdAt, updatedAt, archivedAt) in rows.decode(
-            (String, String, String, String?, Int, Date, Date, Date?).self)
+        for try await (key, definition, status, winner, revision, createdAt, updatedAt, archivedAt, rolloutState) in rows.decode(
+            (String, String, String, String?, Int, Date, Date, Date?, String?).self)
         {
             let parsed = ExperimentValidator.validate(try JSON.stored(definition), expectedKey: key, context: .init(knownCohorts: nil))
             guard case .success(let d) = parsed, let s = ExperimentStatus(rawValue: status) else {
                 throw StoredDataError(description: "stored experiment \(key) could not be read: \(parsed)")
             }
+            let state = try rolloutState.map { try JSON.stored($0) }.flatMap(RolloutState.init(storage:))
             result.append(
-                Experiment(definition: d, status: s, winner: winner, revision: revision, createdAt: createdAt, updatedAt: updatedAt, archivedAt: archivedAt))
+                Experiment(
+                    definition: d, status: s, winner: winner, revision: revision, createdAt: createdAt, updatedAt: updatedAt,
+                    archivedAt: archivedAt, rolloutState: state))
         }
         return result
     }

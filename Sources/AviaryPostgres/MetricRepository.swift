@@ -49,7 +49,7 @@ public struct MetricRepository: Sendable {
         try await Self.decode(try await database.client.query("SELECT key, definition::text, revision, created_at, updated_at FROM metrics ORDER BY key", logger: logger))
     }
 
-    /// Deletes a metric no live experiment names.
+    /// Deletes a metric no live experiment names (in `metrics` or as a rollout guardrail).
     public func delete(_ key: String, actor: String?) async throws {
         try await database.configTransaction { connection in
             guard let existing = try await fetch(key, on: connection) else { throw AviaryError.notFound("metric \"\(key)\" does not exist") }
@@ -58,7 +58,8 @@ public struct MetricRepository: Sendable {
                 """
                 SELECT key FROM experiments WHERE archived_at IS NULL AND (
                     definition->'metrics'->'primary' ? \(key) OR definition->'metrics'->'secondary' ? \(key)
-                    OR definition->'metrics'->'guardrails' ? \(key)) ORDER BY key
+                    OR definition->'metrics'->'guardrails' ? \(key)
+                    OR definition->'rollout'->'guardrails' @> jsonb_build_array(jsonb_build_object('metric', \(key)::text))) ORDER BY key
                 """, logger: logger)
             for try await k in rows.decode(String.self) { users.append(k) }
             guard users.isEmpty else {

@@ -21,7 +21,8 @@ public func buildApplication(configuration: AviaryConfiguration, logger: Logger?
 
     let admin = AuthMiddleware(authenticator: authenticator, role: .admin)
     let reload = ReloadAfterWriteMiddleware<AviaryRequestContext>(feed: feed)
-    ExperimentsController(repository: database.experiments).addRoutes(
+    let notifier = RolloutNotifier(logger: logger)
+    ExperimentsController(repository: database.experiments, rollbackHook: { notifier.notify($0, event: "rolled_back", reason: $0.rolloutState?.reason) }).addRoutes(
         to: router.group("v1/experiments").add(middleware: admin).add(middleware: reload))
     CohortsController(repository: database.cohorts).addRoutes(to: router.group("v1/cohorts").add(middleware: admin).add(middleware: reload))
     KeysController(repository: database.keys, authenticator: authenticator).addRoutes(to: router.group("v1/keys").add(middleware: admin))
@@ -46,6 +47,7 @@ public func buildApplication(configuration: AviaryConfiguration, logger: Logger?
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
         services: [
             database, feed, exposures, EventPartitionService(repository: database.events, interval: .seconds(6 * 3600), logger: logger),
+            RolloutController(database: database, tick: configuration.rolloutTick, notifier: notifier, logger: logger),
         ],
         logger: logger
     )

@@ -25,7 +25,7 @@ extension ExperimentDefinition {
                 "secondary": .array(metrics.secondary.map(JSON.string)),
                 "guardrails": .array(metrics.guardrails.map(JSON.string)),
             ],
-            "rollout": rollout ?? .null,
+            "rollout": rollout?.json ?? .null,
         ]
     }
 }
@@ -52,6 +52,9 @@ extension Experiment {
         o["created_at"] = .string(Timestamp.format(createdAt))
         o["updated_at"] = .string(Timestamp.format(updatedAt))
         o["archived_at"] = archivedAt.map { .string(Timestamp.format($0)) } ?? .null
+        if let plan = definition.rollout {
+            o["rollout_state"] = rolloutState?.json(plan: plan) ?? .null
+        }
         return .object(o)
     }
 }

@@ -101,12 +101,12 @@ public struct ExperimentDefinition: Sendable, Hashable {
     public var layer: String?
     public var layerRange: LayerRange?
     public var metrics: ExperimentMetrics
-    public var rollout: JSON?
+    public var rollout: RolloutPlan?
 
     public init(
         key: String, name: String? = nil, description: String = "", unit: UnitKind = .userID, fallbackUnit: UnitKind? = nil,
         salt: String? = nil, variants: [Variant], control: String, rules: [Rule], optOut: Bool = true,
-        layer: String? = nil, layerRange: LayerRange? = nil, metrics: ExperimentMetrics = .init(), rollout: JSON? = nil
+        layer: String? = nil, layerRange: LayerRange? = nil, metrics: ExperimentMetrics = .init(), rollout: RolloutPlan? = nil
     ) {
         self.key = key
         self.name = name ?? key
@@ -141,11 +141,14 @@ public struct Experiment: Sendable, Hashable {
     public var createdAt: Date
     public var updatedAt: Date
     public var archivedAt: Date?
+    /// Where the rollout is, once the experiment with a `rollout` has started.
+    public var rolloutState: RolloutState?
 
     public init(
         definition: ExperimentDefinition, status: ExperimentStatus = .draft, winner: String? = nil, revision: Int = 1,
-        createdAt: Date = Date(), updatedAt: Date = Date(), archivedAt: Date? = nil
+        createdAt: Date = Date(), updatedAt: Date = Date(), archivedAt: Date? = nil, rolloutState: RolloutState? = nil
     ) {
+        self.rolloutState = rolloutState
         self.definition = definition
         self.status = status
         self.winner = winner

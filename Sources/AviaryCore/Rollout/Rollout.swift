@@ -69,13 +69,22 @@ public struct RolloutState: Sendable, Hashable {
     public var elapsedBeforePause: Double
     /// Why the rollout was rolled back or paused by a guardrail.
     public var reason: String?
+    /// Whether the gate before the next step has been passed (an approval may come early).
+    public var approved: Bool
+    /// The guardrails as last measured.
+    public var guardrails: [GuardrailReading]
 
-    public init(phase: Phase = .running, step: Int = 0, stepStartedAt: Date, elapsedBeforePause: Double = 0, reason: String? = nil) {
+    public init(
+        phase: Phase = .running, step: Int = 0, stepStartedAt: Date, elapsedBeforePause: Double = 0, reason: String? = nil,
+        approved: Bool = false, guardrails: [GuardrailReading] = []
+    ) {
         self.phase = phase
         self.step = step
         self.stepStartedAt = stepStartedAt
         self.elapsedBeforePause = elapsedBeforePause
         self.reason = reason
+        self.approved = approved
+        self.guardrails = guardrails
     }
 
     /// Seconds the current step has served at `now`: never negative, so a clock that jumps
@@ -83,6 +92,20 @@ public struct RolloutState: Sendable, Hashable {
     public func elapsed(at now: Date) -> Double {
         guard phase == .running || phase == .awaitingApproval else { return elapsedBeforePause }
         return elapsedBeforePause + max(0, now.timeIntervalSince(stepStartedAt))
+    }
+}
+
+/// One guardrail as last measured, for `rollout_state.guardrails`.
+public struct GuardrailReading: Sendable, Hashable {
+    public var metric: String
+    /// The rolled variant's value over the current step; nil before there is any.
+    public var value: Double?
+    public var ok: Bool
+
+    public init(metric: String, value: Double?, ok: Bool) {
+        self.metric = metric
+        self.value = value
+        self.ok = ok
     }
 }
 
@@ -149,6 +172,15 @@ public enum RolloutMachine {
         return .advance(to: next)
     }
 
+    /// Every guardrail with its value and whether it holds.
+    public static func readings(_ plan: RolloutPlan, _ observations: [String: GuardrailObservation]) -> [GuardrailReading] {
+        plan.guardrails.map { guardrail in
+            let single = RolloutPlan(variant: plan.variant, steps: plan.steps, stepSeconds: plan.stepSeconds, guardrails: [guardrail])
+            let value = observations[guardrail.metric]?.value
+            return GuardrailReading(metric: guardrail.metric, value: value?.isFinite == true ? value : nil, ok: breach(single, observations) == nil)
+        }
+    }
+
     /// The first broken guardrail, described; nil when all hold.
     public static func breach(_ plan: RolloutPlan, _ observations: [String: GuardrailObservation]) -> String? {
         for guardrail in plan.guardrails {
@@ -181,5 +213,41 @@ public enum RolloutMachine {
     static func format(_ value: Double) -> String {
         let rounded = (value * 1_000_000).rounded() / 1_000_000
         return rounded == rounded.rounded() && abs(rounded) < 1e15 ? String(Int64(rounded)) : String(rounded)
+    }
+}
+
+extension RolloutState {
+    /// `rollout_state` as the API shows it (SPEC 9).
+    public func json(plan: RolloutPlan) -> JSON {
+        let percent: Double = phase == .rolledBack ? 0 : (plan.steps.indices.contains(step) ? plan.steps[step] : 0)
+        return [
+            "state": .string(phase.rawValue),
+            "step": .number(Double(step)),
+            "percent": .number(percent),
+            "step_started_at": .string(Timestamp.format(stepStartedAt)),
+            "reason": reason.map(JSON.string) ?? .null,
+            "approved": .bool(approved),
+            "guardrails": .array(guardrails.map { ["metric": .string($0.metric), "value": $0.value.map(JSON.number) ?? .null, "ok": .bool($0.ok)] }),
+        ]
+    }
+
+    /// What is stored: the API fields and the paused clock.
+    public func storageJSON(plan: RolloutPlan) -> JSON {
+        guard case .object(var o) = json(plan: plan) else { return .null }
+        o["elapsed_before_pause"] = .number(elapsedBeforePause)
+        return .object(o)
+    }
+
+    public init?(storage: JSON) {
+        guard let o = storage.objectValue, let phase = o["state"]?.stringValue.flatMap(Phase.init(rawValue:)),
+              let step = o["step"]?.numberValue, let started = o["step_started_at"]?.stringValue.flatMap(Timestamp.parse)
+        else { return nil }
+        let readings: [GuardrailReading] = (o["guardrails"]?.arrayValue ?? []).compactMap { item in
+            guard let metric = item["metric"]?.stringValue else { return nil }
+            return GuardrailReading(metric: metric, value: item["value"]?.numberValue, ok: item["ok"]?.boolValue ?? true)
+        }
+        self.init(
+            phase: phase, step: Int(step), stepStartedAt: started, elapsedBeforePause: o["elapsed_before_pause"]?.numberValue ?? 0,
+            reason: o["reason"]?.stringValue, approved: o["approved"]?.boolValue ?? false, guardrails: readings)
     }
 }

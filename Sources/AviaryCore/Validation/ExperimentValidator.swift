@@ -16,10 +16,13 @@ public struct ExperimentValidationContext: Sendable {
     /// Cohorts that exist; `nil` trusts every reference (for definitions read back from storage).
     public var knownCohorts: Set<String>?
     public var layerOccupants: [LayerOccupant]
+    /// Metrics that exist (for rollout guardrails); `nil` trusts every reference.
+    public var knownMetrics: Set<String>?
 
-    public init(knownCohorts: Set<String>?, layerOccupants: [LayerOccupant] = []) {
+    public init(knownCohorts: Set<String>?, layerOccupants: [LayerOccupant] = [], knownMetrics: Set<String>? = nil) {
         self.knownCohorts = knownCohorts
         self.layerOccupants = layerOccupants
+        self.knownMetrics = knownMetrics
     }
 }
 
@@ -82,11 +85,9 @@ public enum ExperimentValidator {
         let (layer, layerRange) = parseLayer(body, key: key, context: context, &issues)
         let metrics = parseMetrics(body["metrics"], root["metrics"], &issues)
 
-        var rollout: JSON?
-        if let r = body["rollout"], !r.isNull {
-            issues.add(root["rollout"], "rollouts are not supported by this server yet; send null")
-            rollout = r
-        }
+        let rollout = RolloutValidator.parse(
+            body["rollout"], root["rollout"], variants: variants, control: control, rules: rules,
+            knownMetrics: context.knownMetrics, &issues)
 
         guard issues.isEmpty, let key, let control else {
             return .failure(ValidationFailure(issues.issues))

@@ -5,6 +5,8 @@ import Hummingbird
 /// `/v1/experiments`: create, list, read, replace, archive, lifecycle and revision history.
 struct ExperimentsController {
     let repository: ExperimentRepository
+    /// Told of every rollback by hand (the rollout webhook).
+    var rollbackHook: (@Sendable (Experiment) -> Void)?
 
     func addRoutes(to group: RouterGroup<AviaryRequestContext>) {
         group.post(use: create)
@@ -13,6 +15,7 @@ struct ExperimentsController {
         group.put(":key", use: replace)
         group.delete(":key", use: archive)
         group.get(":key/revisions", use: revisions)
+        group.post(":key/rollout/approve", use: approve)
         for action in LifecycleAction.allCases {
             group.post(RouterPath(stringLiteral: ":key/\(action.rawValue)"), use: { request, context in
                 try await transition(action, request: request, context: context)
@@ -76,21 +79,33 @@ struct ExperimentsController {
     func transition(_ action: LifecycleAction, request: Request, context: AviaryRequestContext) async throws -> Response {
         let key = try Self.key(context)
         let ifMatch = try request.ifMatchRevision()
-        var winner: String?
+        var winner: String?, reason: String?
         if let body = try await request.decodeJSON(context: context, optional: true) {
             var issues = IssueCollector()
             if let object = issues.object(body, .root, required: true) {
                 issues.rejectUnknownFields(object, .root, known: action == .stop ? ["winner", "reason"] : ["reason"])
                 winner = issues.key(object["winner"], JSONPath.root["winner"])
-                _ = issues.string(object["reason"], JSONPath.root["reason"])
+                reason = issues.string(object["reason"], JSONPath.root["reason"])
+                if let r = reason, r.isEmpty || r.utf8.count > 1_000 {
+                    issues.add(JSONPath.root["reason"], "must be 1 to 1,000 bytes")
+                }
             }
             guard issues.isEmpty else { throw APIError.invalidRequest(issues.issues) }
         }
         let actor = context.apiKey?.id
-        let chosen = winner
+        let (chosen, why) = (winner, reason)
         let experiment = try await DatabaseDeadline.run {
-            try await repository.transition(key, action: action, winner: chosen, ifMatch: ifMatch, actor: actor)
+            try await repository.transition(key, action: action, winner: chosen, reason: why, ifMatch: ifMatch, actor: actor)
         }
+        if action == .rollback { rollbackHook?(experiment) }
+        return Response.json(experiment.json, headers: Self.headers(experiment))
+    }
+
+    /// `POST /v1/experiments/{key}/rollout/approve`: passes the next approval gate.
+    @Sendable func approve(_ request: Request, context: AviaryRequestContext) async throws -> Response {
+        let key = try Self.key(context)
+        let actor = context.apiKey?.id
+        let experiment = try await DatabaseDeadline.run { try await repository.approveRollout(key, actor: actor) }
         return Response.json(experiment.json, headers: Self.headers(experiment))
     }
 

@@ -46,9 +46,16 @@ struct ReportsController {
             let defined = try await metrics.list().filter { keys.contains($0.key) }
             let ordered = keys.compactMap { key in defined.first { $0.key == key } }
             let aggregates = try await reports.aggregate(experiment: experiment.definition, metrics: ordered, query: query)
+            var rollout: JSON?
+            if let plan = experiment.definition.rollout {
+                rollout = [
+                    "state": experiment.rolloutState?.json(plan: plan) ?? .null,
+                    "history": .array(try await experiments.rolloutHistory(key)),
+                ]
+            }
             return ReportBuilder.build(
                 experiment: experiment.definition, metrics: Dictionary(uniqueKeysWithValues: ordered.map { ($0.key, $0) }),
-                query: query, exposedUnits: aggregates.exposedUnits, aggregates: aggregates.groups)
+                query: query, exposedUnits: aggregates.exposedUnits, aggregates: aggregates.groups, rollout: rollout)
         }
     }
 }

@@ -1,0 +1,199 @@
+"""Canary rollouts end to end (SPEC 9): steps, gates, guardrails, rollback on every replica,
+the webhook, and leadership moving when the leading replica dies.
+
+Every server here ticks every 0.3 s (AVIARY_ROLLOUT_TICK) and steps last 1 s, so a rollout of
+a few steps takes seconds. The module's own database is shared by the servers it starts.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from aviary_e2e import Api, Server, admin, create_client_key, create_experiment, dumps, expect, poll_until
+
+TICK = "0.3"
+REPLICATION_DEADLINE = 1.0
+
+
+def canary(key: str, rollout: dict) -> dict:
+    return {
+        "key": key,
+        "unit": "user_id",
+        "variants": [{"key": "stable", "value": "v1"}, {"key": "canary", "value": "v2"}],
+        "control": "stable",
+        "rules": [{"name": "everyone", "serve": {"split": [{"variant": "stable", "weight": 100}]}}],
+        "rollout": rollout,
+    }
+
+
+def state(server: Server, key: str) -> dict:
+    return expect(admin(server).get(f"/v1/experiments/{key}"), 200).json()
+
+
+def split_of(doc: dict) -> dict:
+    return {e["variant"]: e["weight"] for e in doc["rules"][-1]["serve"]["split"]}
+
+
+class Hooks:
+    """A local webhook receiver collecting JSON POSTs."""
+
+    def __init__(self) -> None:
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/aviary"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def replicas(aviary_factory) -> tuple[Server, Server]:
+    a = aviary_factory(AVIARY_ROLLOUT_TICK=TICK, AVIARY_LOG_LEVEL="info")
+    b = aviary_factory(AVIARY_ROLLOUT_TICK=TICK, AVIARY_LOG_LEVEL="info")
+    api = admin(a)
+    expect(api.put("/v1/metrics/error_rate", json={"kind": "ratio", "numerator": "request_error", "denominator": "request"}), 201, 200)
+    return a, b
+
+
+def test_healthy_canary_walks_every_step_and_completes(replicas) -> None:
+    a, _ = replicas
+    key = "walk"
+    doc = create_experiment(a, canary(key, {"variant": "canary", "steps": [10, 50, 100], "step_seconds": 1,
+                                            "guardrails": [{"metric": "error_rate", "max": 0.5}]}))
+    assert doc["rollout_state"]["state"] == "running" and doc["rollout_state"]["percent"] == 10
+    assert split_of(doc) == {"stable": 90, "canary": 10}
+    seen = set()
+
+    def completed():
+        s = state(a, key)
+        seen.add(split_of(s)["canary"])
+        return s["rollout_state"]["state"] == "completed"
+
+    poll_until(completed, timeout=15, interval=0.1)
+    final = state(a, key)
+    assert split_of(final) == {"stable": 0, "canary": 100}
+    assert seen <= {10, 50, 100} and 50 in seen
+    history = expect(admin(a).get(f"/v1/experiments/{key}/report"), 200).json()["rollout"]["history"]
+    assert [h["event"] for h in history] == ["started", "advanced", "advanced", "completed"], dumps(history)
+    assert [h["percent"] for h in history] == [10, 50, 100, 100]
+
+
+def test_gate_waits_for_approval(replicas) -> None:
+    a, _ = replicas
+    key = "gated"
+    create_experiment(a, canary(key, {"variant": "canary", "steps": [20, 100], "step_seconds": 1, "approval_before": [100]}))
+    poll_until(lambda: state(a, key)["rollout_state"]["state"] == "awaiting_approval", timeout=10)
+    time.sleep(1.5)  # several ticks: still waiting, still at 20 %
+    held = state(a, key)
+    assert held["rollout_state"]["state"] == "awaiting_approval" and split_of(held)["canary"] == 20
+    approved = expect(admin(a).post(f"/v1/experiments/{key}/rollout/approve"), 200).json()
+    assert approved["rollout_state"]["step"] == 1 and split_of(approved)["canary"] == 100
+    poll_until(lambda: state(a, key)["rollout_state"]["state"] == "completed", timeout=10)
+
+
+def test_min_units_holds_the_step(replicas) -> None:
+    a, _ = replicas
+    key = "thin"
+    create_experiment(a, canary(key, {"variant": "canary", "steps": [5, 50], "step_seconds": 1, "min_units": 1000}))
+    time.sleep(2.5)  # the step's time is long up, but no unit has been exposed
+    s = state(a, key)
+    assert s["rollout_state"]["state"] == "running" and s["rollout_state"]["step"] == 0, dumps(s["rollout_state"])
+
+
+def test_guardrail_breach_rolls_back_everywhere_and_notifies(replicas) -> None:
+    a, b = replicas
+    hooks = Hooks()
+    try:
+        key = "breach"
+        create_experiment(a, canary(key, {
+            "variant": "canary", "steps": [50, 100], "step_seconds": 3600, "notify_url": hooks.url,
+            "guardrails": [{"metric": "error_rate", "max": 0.1}]}))
+        client_a = Api(a, create_client_key(a))
+        client_b = Api(b, client_a.key)
+        # Units in the canary at 50 %, seen by both replicas.
+        canaries = []
+        for i in range(200):
+            unit = f"user-{i}"
+            if expect(client_a.get(f"/v1/assign/{key}", headers={"X-Aviary-User": unit}), 200).json()["assignments"][key]["variant"] == "canary":
+                canaries.append(unit)
+            if len(canaries) == 10:
+                break
+        assert canaries
+        for unit in canaries:
+            poll_until(lambda: client_b.get(f"/v1/assign/{key}", headers={"X-Aviary-User": unit}).json()["assignments"][key]["variant"] == "canary", timeout=2)
+        time.sleep(0.5)  # exposures are written off the request path
+        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        batch = []
+        for unit in canaries:
+            for t in ("request", "request_error"):
+                batch.append({"id": str(uuid.uuid4()), "type": t, "user_id": unit, "ts": now})
+        expect(client_a.post("/v1/events", json=batch), 200)
+        sent = time.monotonic()
+        poll_until(lambda: state(a, key)["status"] == "rolled_back", timeout=5, interval=0.05)
+        rolled_back = time.monotonic()
+        # Within two ticks of the events (and the time to compute them).
+        assert rolled_back - sent < 2 * float(TICK) + 1.5, rolled_back - sent
+        doc = state(a, key)
+        assert doc["rollout_state"]["state"] == "rolled_back" and "error_rate" in doc["rollout_state"]["reason"]
+        assert split_of(doc) == {"stable": 100, "canary": 0}
+        assert any(not g["ok"] for g in doc["rollout_state"]["guardrails"])
+        # The other replica serves the control within a second.
+        _, waited = poll_until(
+            lambda: all(client_b.get(f"/v1/assign/{key}", headers={"X-Aviary-User": u}).json()["assignments"][key]["variant"] == "stable"
+                        for u in canaries[:3]),
+            timeout=REPLICATION_DEADLINE + 1)
+        assert time.monotonic() - rolled_back <= REPLICATION_DEADLINE + 0.2
+        poll_until(lambda: hooks.received, timeout=5)
+        notice = hooks.received[0]
+        assert notice["experiment"] == key and notice["event"] == "rolled_back" and "error_rate" in notice["reason"]
+    finally:
+        hooks.close()
+
+
+def test_manual_rollback_notifies(replicas) -> None:
+    a, _ = replicas
+    hooks = Hooks()
+    try:
+        key = "by-hand"
+        create_experiment(a, canary(key, {"variant": "canary", "steps": [25, 100], "step_seconds": 3600, "notify_url": hooks.url}))
+        doc = expect(admin(a).post(f"/v1/experiments/{key}/rollback", json={"reason": "latency complaints"}), 200).json()
+        assert doc["status"] == "rolled_back" and doc["rollout_state"]["reason"] == "latency complaints"
+        assert split_of(doc) == {"stable": 100, "canary": 0}
+        poll_until(lambda: hooks.received, timeout=5)
+        assert hooks.received[0]["reason"] == "latency complaints"
+    finally:
+        hooks.close()
+
+
+def test_killing_the_leader_lets_the_other_continue(replicas, aviary_factory) -> None:
+    a, b = replicas
+    # A third replica that will lead: stop the first two from leading by killing whichever does.
+    key = "failover"
+    create_experiment(a, canary(key, {"variant": "canary", "steps": [10, 20, 30, 100], "step_seconds": 1}))
+    poll_until(lambda: state(a, key)["rollout_state"]["step"] >= 1, timeout=10)
+    leader = next(s for s in (a, b) if "leading rollouts" in open(s.log_path, encoding="utf-8", errors="replace").read())
+    follower = b if leader is a else a
+    leader.process.send_signal(signal.SIGKILL)
+    leader.process.wait(timeout=10)
+    poll_until(lambda: state(follower, key)["rollout_state"]["state"] == "completed", timeout=20)
+    assert "leading rollouts" in open(follower.log_path, encoding="utf-8", errors="replace").read()

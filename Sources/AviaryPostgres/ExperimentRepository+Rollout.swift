@@ -90,6 +90,16 @@ extension ExperimentRepository {
         }
     }
 
+    /// Every live experiment that has a rollout state (for `/metrics`).
+    public func withRolloutState() async throws -> [Experiment] {
+        try await database.client.withConnection { connection in
+            let rows = try await connection.query(
+                "SELECT \(unescaped: Self.columns) FROM experiments WHERE archived_at IS NULL AND rollout_state IS NOT NULL ORDER BY key",
+                logger: logger)
+            return try await Self.decode(rows)
+        }
+    }
+
     /// Applies the controller's decision if the rollout is still where it was decided from
     /// (same revision); `false` when something changed meanwhile (the next tick decides again).
     /// Readings are stored on every tick, without a new revision when nothing else changes.

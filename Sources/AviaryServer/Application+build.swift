@@ -14,9 +14,12 @@ public func buildApplication(configuration: AviaryConfiguration, logger: Logger?
     let exposures = ExposureRecorder(repository: database.exposures, logger: logger)
     let feed = ConfigFeed(database: database, snapshots: snapshots, authenticator: authenticator, pollInterval: configuration.configPollInterval, logger: logger)
 
+    let metrics = AviaryMetrics()
     let router = Router(context: AviaryRequestContext.self)
+    router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     router.add(middleware: ErrorMiddleware())
     if !configuration.corsOrigins.isEmpty { router.add(middleware: AviaryCORSMiddleware(origins: Set(configuration.corsOrigins))) }
+    MetricsEndpoint(metrics: metrics, exposures: exposures, experiments: database.experiments).addRoutes(to: router)
     HealthController(database: database, migrations: migrations, authenticator: authenticator, snapshots: snapshots).addRoutes(to: router)
 
     let admin = AuthMiddleware(authenticator: authenticator, role: .admin)
@@ -32,12 +35,12 @@ public func buildApplication(configuration: AviaryConfiguration, logger: Logger?
     AuditController(repository: database.audit).addRoutes(to: router.group("v1/audit").add(middleware: admin))
 
     let client = AuthMiddleware(authenticator: authenticator, role: .client)
-    AssignController(snapshots: snapshots, exposures: exposures).addRoutes(to: router.group("v1/assign").add(middleware: client))
+    AssignController(snapshots: snapshots, exposures: exposures, metrics: metrics).addRoutes(to: router.group("v1/assign").add(middleware: client))
     OptOutController(repository: database.optOuts).addRoutes(to: router.group("v1/opt-out").add(middleware: client).add(middleware: reload))
     // A batch writer per pool connection, less the ones assignment and admin work need.
-    EventsController(repository: database.events, maxInFlight: max(2, configuration.databaseMaxConnections - 4)).addRoutes(
+    EventsController(repository: database.events, maxInFlight: max(2, configuration.databaseMaxConnections - 4), metrics: metrics).addRoutes(
         to: router.group("v1/events").add(middleware: client))
-    OFREPController(snapshots: snapshots, exposures: exposures).addRoutes(
+    OFREPController(snapshots: snapshots, exposures: exposures, metrics: metrics).addRoutes(
         to: router.group("ofrep/v1/evaluate").add(middleware: AuthMiddleware(authenticator: authenticator, role: .client, emptyErrorBodies: true)))
 
     // Services stop in reverse order: the server first, then the exposure flush, while the

@@ -185,9 +185,47 @@ def test_manual_rollback_notifies(replicas) -> None:
         hooks.close()
 
 
-def test_killing_the_leader_lets_the_other_continue(replicas, aviary_factory) -> None:
+def scrape(server: Server) -> dict:
+    """`GET /metrics` through prometheus_client's text parser: {(name, labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = expect(Api(server, None).get("/metrics"), 200)
+    assert r.headers["Content-Type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(r.text):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def test_metrics_parse_and_follow_the_rollout(replicas) -> None:
+    a, _ = replicas
+    key = "watched"
+    create_experiment(a, canary(key, {"variant": "canary", "steps": [10, 100], "step_seconds": 1, "approval_before": [100],
+                                      "guardrails": [{"metric": "error_rate", "max": 0.5}]}))
+    client = Api(a, create_client_key(a))
+    for i in range(20):
+        expect(client.get(f"/v1/assign/{key}", headers={"X-Aviary-User": f"m-{i}"}), 200)
+    state_label = lambda s: (("experiment", key), ("state", s))  # noqa: E731
+    first = scrape(a)
+    assert first[("aviary_rollout_state", state_label("running"))] == 1
+    assert first[("aviary_rollout_percent", (("experiment", key),))] == 10
+    assert sum(v for (name, labels), v in first.items()
+               if name == "aviary_assignments_total" and ("experiment", key) in labels) == 20
+    assert any(name == "aviary_http_requests_total" and ("route", "/v1/assign/{key}") in labels for (name, labels) in first)
+    assert any(name.startswith("aviary_http_request_duration_seconds") for (name, _) in first)
+    assert ("aviary_exposure_queue_depth", ()) in first
+    poll_until(lambda: scrape(a)[("aviary_rollout_state", state_label("awaiting_approval"))] == 1, timeout=10)
+    expect(admin(a).post(f"/v1/experiments/{key}/rollout/approve"), 200)
+    later = scrape(a)
+    assert later[("aviary_rollout_step", (("experiment", key),))] == 1
+    assert later[("aviary_rollout_percent", (("experiment", key),))] == 100
+    assert ("aviary_rollout_guardrail_ok", (("experiment", key), ("metric", "error_rate"))) in later
+
+
+# Last: it kills one of the module's replicas.
+def test_killing_the_leader_lets_the_other_continue(replicas) -> None:
     a, b = replicas
-    # A third replica that will lead: stop the first two from leading by killing whichever does.
     key = "failover"
     create_experiment(a, canary(key, {"variant": "canary", "steps": [10, 20, 30, 100], "step_seconds": 1}))
     poll_until(lambda: state(a, key)["rollout_state"]["step"] >= 1, timeout=10)

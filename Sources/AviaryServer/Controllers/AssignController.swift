@@ -9,6 +9,7 @@ import Hummingbird
 struct AssignController {
     let snapshots: SnapshotStore
     let exposures: ExposureRecorder
+    let metrics: AviaryMetrics
 
     func addRoutes(to group: RouterGroup<AviaryRequestContext>) {
         group.get(use: assignAll)
@@ -21,6 +22,7 @@ struct AssignController {
         let (snapshot, headers) = snapshots.prepared
         let assignments = Assigner.assignAll(read.context, snapshot: snapshot)
         exposures.record(assignments, context: read.context)
+        metrics.countAssignments(assignments)
         return Self.response(assignments, headers, context: read.context, mintedCookie: read.mintedAnonymousID, bodyless: false)
     }
 
@@ -33,6 +35,7 @@ struct AssignController {
         let read = RequestContextReader.read(request)
         let assignment = Assigner.assign(read.context, to: experiment, in: snapshot)
         exposures.record(CollectionOfOne(assignment), context: read.context)
+        metrics.countAssignments(CollectionOfOne(assignment))
         let bodyless = request.uri.queryParameters.get("body") == "none"
         return Self.response([assignment], headers, context: read.context, mintedCookie: read.mintedAnonymousID, bodyless: bodyless)
     }
@@ -64,6 +67,7 @@ struct AssignController {
             assignments = Assigner.assignAll(assignmentContext, snapshot: snapshot)
         }
         exposures.record(assignments, context: assignmentContext)
+        metrics.countAssignments(assignments)
         return Self.response(assignments, headers, context: assignmentContext, mintedCookie: nil, bodyless: false)
     }
 

@@ -11,6 +11,7 @@ struct EventsController {
     /// Batches being read, checked or written now, across requests.
     let inFlight = ManagedAtomic<Int>(0)
     let maxInFlight: Int
+    let metrics: AviaryMetrics
 
     func addRoutes(to group: RouterGroup<AviaryRequestContext>) {
         group.post(use: ingest)
@@ -54,6 +55,7 @@ struct EventsController {
             throw APIError(.badRequest, code: "invalid_events", message: "nothing was stored: " + APIError.summary(failure.issues), details: failure.issues)
         }
         let (accepted, duplicates) = try await DatabaseDeadline.run { try await repository.insert(events) }
+        metrics.recordEvents(accepted)
         return Response.json(["accepted": .number(Double(accepted)), "duplicates": .number(Double(duplicates))])
     }
 }

@@ -11,6 +11,7 @@ import Hummingbird
 struct OFREPController {
     let snapshots: SnapshotStore
     let exposures: ExposureRecorder
+    let metrics: AviaryMetrics
 
     func addRoutes(to group: RouterGroup<AviaryRequestContext>) {
         group.post("flags/:key", use: evaluateOne)
@@ -73,6 +74,7 @@ struct OFREPController {
             ]
         }
         exposures.record(CollectionOfOne(assignment), context: context)
+        metrics.countAssignments(CollectionOfOne(assignment))
         var result: [String: JSON] = [
             "key": .string(experiment.key), "reason": .string(Self.reason(assignment)), "variant": .string(assignment.variantKey),
             "metadata": ["aviaryReason": .string(assignment.reason.description), "inExperiment": .bool(assignment.inExperiment)],

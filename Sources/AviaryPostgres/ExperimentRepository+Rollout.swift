@@ -49,6 +49,23 @@ extension ExperimentRepository {
         }
     }
 
+    /// Puts a replacement definition in place. Once a rollout has started, the rolled
+    /// variant keeps its current share (its step's, or 0 once rolled back) whatever weights the
+    /// new document carries — a rollout moves those weights, not the editor — and a step beyond
+    /// the new plan's last is held at that last step. Removing the rollout drops its state.
+    static func replaceDefinition(of experiment: inout Experiment, with definition: ExperimentDefinition) {
+        experiment.definition = definition
+        guard let plan = definition.rollout, !plan.steps.isEmpty else {
+            experiment.rolloutState = nil
+            return
+        }
+        guard var state = experiment.rolloutState else { return }
+        state.step = min(state.step, plan.steps.count - 1)
+        let percent = state.phase == .rolledBack ? 0 : plan.steps[state.step]
+        experiment.definition = definition.withRolloutPercent(percent) ?? definition
+        experiment.rolloutState = state
+    }
+
     /// Passes the gate before the next step: at once when the rollout waits at it, or ahead of
     /// time (the controller then passes it when the step is done).
     public func approveRollout(_ key: String, actor: String?) async throws -> Experiment {

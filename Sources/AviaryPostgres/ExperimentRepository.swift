@@ -61,7 +61,7 @@ public struct ExperimentRepository: Sendable {
             let context = try await validationContext(on: connection)
             let definition = try Self.validated(ExperimentValidator.validate(body, expectedKey: key, context: context))
             let before = experiment
-            experiment.definition = definition
+            Self.replaceDefinition(of: &experiment, with: definition)
             if let winner = experiment.winner, definition.variant(winner) == nil {
                 throw AviaryError.invalid(
                     code: "invalid_experiment",

@@ -25,7 +25,7 @@ public struct ReportRepository: Sendable {
         return try await database.transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { connection in
             var b = Binder()
             let key = b.bind(experiment.key)
-            let window = ReportSQL.window("e.ts", query, &b)
+            let window = ReportSQL.window("e.ts", query, &b, selectsUnits: true)
             let claimed = b.query("SELECT EXISTS (SELECT 1 FROM events e WHERE e.experiment_key = \(key)\(window))")
             var claims = false
             for try await exists in try await connection.query(claimed, logger: database.logger).decode(Bool.self) { claims = exists }
@@ -127,11 +127,11 @@ struct ReportSQL {
         // experiment) are a second source; the earlier exposure of a unit wins.
         func units(_ b: inout Binder) -> String {
             let key = b.bind(experiment.key)
-            let exposureWindow = Self.window("x.first_at", query, &b)
+            let exposureWindow = Self.window("x.first_at", query, &b, selectsUnits: true)
             guard claims else {
                 return "units AS (SELECT x.unit, x.variant, x.first_at FROM exposures x WHERE x.experiment_key = \(key)\(exposureWindow))"
             }
-            let eventWindow = Self.window("e.ts", query, &b)
+            let eventWindow = Self.window("e.ts", query, &b, selectsUnits: true)
             return """
                 claims AS (
                     SELECT \(unit) AS unit, (array_agg(e.variant ORDER BY e.ts))[1] AS variant, min(e.ts) AS first_at
@@ -253,7 +253,10 @@ struct ReportSQL {
 
     static let comparisons = ["eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="]
 
-    static func window(_ column: String, _ query: ReportQuery, _ b: inout Binder) -> String {
+    /// ` AND column >= from AND column < to` for the query's window; empty for a window on
+    /// units (`selectsUnits`) when the query does not window exposures.
+    static func window(_ column: String, _ query: ReportQuery, _ b: inout Binder, selectsUnits: Bool = false) -> String {
+        if selectsUnits, !query.windowsExposures { return "" }
         var sql = ""
         if let from = query.from { sql += " AND \(column) >= \(b.bind(from))" }
         if let to = query.to { sql += " AND \(column) < \(b.bind(to))" }

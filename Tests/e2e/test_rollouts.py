@@ -134,7 +134,7 @@ def test_guardrail_breach_rolls_back_everywhere_and_notifies(replicas) -> None:
     try:
         key = "breach"
         create_experiment(a, canary(key, {
-            "variant": "canary", "steps": [50, 100], "step_seconds": 3600, "notify_url": hooks.url,
+            "variant": "canary", "steps": [50, 90, 100], "step_seconds": 1, "approval_before": [100], "notify_url": hooks.url,
             "guardrails": [{"metric": "error_rate", "max": 0.1}]}))
         client_a = Api(a, create_client_key(a))
         client_b = Api(b, client_a.key)
@@ -149,7 +149,9 @@ def test_guardrail_breach_rolls_back_everywhere_and_notifies(replicas) -> None:
         assert canaries
         for unit in canaries:
             poll_until(lambda: client_b.get(f"/v1/assign/{key}", headers={"X-Aviary-User": unit}).json()["assignments"][key]["variant"] == "canary", timeout=2)
-        time.sleep(0.5)  # exposures are written off the request path
+        # The canaries were exposed at 50 %; the rollout has moved on to 90 % and waits at the
+        # gate, still guarded: the current step's events count whenever their units came in.
+        poll_until(lambda: state(a, key)["rollout_state"]["state"] == "awaiting_approval", timeout=10)
         now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         batch = []
         for unit in canaries:

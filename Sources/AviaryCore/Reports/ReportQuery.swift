@@ -13,13 +13,17 @@ public struct ReportQuery: Sendable, Hashable {
     /// Exposures and events at or after `from` and before `to` count.
     public var from: Date?
     public var to: Date?
+    /// Whether `from`/`to` also select the units (by first exposure). Reports say yes; rollout
+    /// guardrails say no: every unit exposed so far, with its events of the current step.
+    public var windowsExposures: Bool
 
-    public init(dimensions: [ReportDimension] = [.variant], from: Date? = nil, to: Date? = nil) {
+    public init(dimensions: [ReportDimension] = [.variant], from: Date? = nil, to: Date? = nil, windowsExposures: Bool = true) {
         var set = Set(dimensions)
         set.insert(.variant)
         self.dimensions = ReportDimension.allCases.filter(set.contains)
         self.from = from
         self.to = to
+        self.windowsExposures = windowsExposures
     }
 
     public var groupsByModel: Bool { dimensions.contains(.model) }

@@ -182,7 +182,7 @@ extension ExperimentRepository {
 
     func recordRollout(_ event: RolloutEvent, _ experiment: Experiment, actor: String?, on connection: PostgresConnection) async throws {
         guard experiment.definition.rollout != nil, let state = experiment.rolloutState else { return }
-        let readings = JSON.array(state.guardrails.map { ["metric": .string($0.metric), "value": $0.value.map(JSON.number) ?? .null, "ok": .bool($0.ok)] })
+        let readings = JSON.array(state.guardrails.map(\.json))
         try await connection.query(
             """
             INSERT INTO rollout_history (experiment_key, event, step, percent, reason, actor_key_id, guardrails)

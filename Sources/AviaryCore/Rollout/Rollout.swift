@@ -109,6 +109,10 @@ public struct GuardrailReading: Sendable, Hashable {
     }
 }
 
+extension GuardrailReading {
+    public var json: JSON { ["metric": .string(metric), "value": value.map(JSON.number) ?? .null, "ok": .bool(ok)] }
+}
+
 /// A guardrail metric measured on the rolled variant (and control) over the current step.
 public struct GuardrailObservation: Sendable, Hashable {
     public var value: Double?
@@ -227,7 +231,7 @@ extension RolloutState {
             "step_started_at": .string(Timestamp.format(stepStartedAt)),
             "reason": reason.map(JSON.string) ?? .null,
             "approved": .bool(approved),
-            "guardrails": .array(guardrails.map { ["metric": .string($0.metric), "value": $0.value.map(JSON.number) ?? .null, "ok": .bool($0.ok)] }),
+            "guardrails": .array(guardrails.map(\.json)),
         ]
     }
 

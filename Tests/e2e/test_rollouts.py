@@ -247,6 +247,11 @@ def test_metrics_parse_and_follow_the_rollout(replicas) -> None:
     assert later[("aviary_rollout_step", (("experiment", key),))] == 1
     assert later[("aviary_rollout_percent", (("experiment", key),))] == 100
     assert ("aviary_rollout_guardrail_ok", (("experiment", key), ("metric", "error_rate"))) in later
+    # An archived experiment's rollout is no longer reported.
+    expect(admin(a).delete(f"/v1/experiments/{key}"), 200)
+    gone = scrape(a)
+    assert not any(("experiment", key) in labels for (name, labels) in gone if name.startswith("aviary_rollout")), dumps(
+        [name for (name, labels) in gone if ("experiment", key) in labels])
 
 
 # Last: it kills one of the module's replicas.

@@ -16,6 +16,8 @@ import Synchronization
 final class AviaryMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     private let assignments = Mutex(AssignmentTally())
+    /// The rollout gauges of the last scrape, so a rollout that is gone stops being reported.
+    private let rolloutGauges = Mutex([String: [Gauge]]())
 
     // MetricNameDescriptor holds only immutable strings but is not marked Sendable.
     static let latencyBuckets: [Duration] = [
@@ -70,20 +72,31 @@ final class AviaryMetrics: Sendable {
                 .increment(by: Int64(count))
         }
         registry.makeGauge(descriptor: Self.queueDepth).set(to: Double(exposureQueue))
+        var current: [String: [Gauge]] = [:]
         for experiment in rollouts {
             guard let plan = experiment.definition.rollout, let state = experiment.rolloutState else { continue }
             let e = ("experiment", experiment.key)
-            for phase in RolloutState.Phase.allCases {
-                registry.makeGauge(descriptor: Self.rolloutState, labels: [e, ("state", phase.rawValue)]).set(to: phase == state.phase ? 1 : 0)
+            func gauge(_ descriptor: MetricNameDescriptor, _ labels: [(String, String)], _ value: Double) {
+                let g = registry.makeGauge(descriptor: descriptor, labels: labels)
+                g.set(to: value)
+                current[experiment.key, default: []].append(g)
             }
-            registry.makeGauge(descriptor: Self.rolloutStep, labels: [e]).set(to: Double(state.step))
-            registry.makeGauge(descriptor: Self.rolloutPercent, labels: [e]).set(to: experiment.definition.rolloutPercent ?? 0)
+            for phase in RolloutState.Phase.allCases {
+                gauge(Self.rolloutState, [e, ("state", phase.rawValue)], phase == state.phase ? 1 : 0)
+            }
+            gauge(Self.rolloutStep, [e], Double(state.step))
+            gauge(Self.rolloutPercent, [e], experiment.definition.rolloutPercent ?? 0)
             for reading in state.guardrails where plan.guardrails.contains(where: { $0.metric == reading.metric }) {
                 let labels = [e, ("metric", reading.metric)]
-                if let value = reading.value { registry.makeGauge(descriptor: Self.guardrailValue, labels: labels).set(to: value) }
-                registry.makeGauge(descriptor: Self.guardrailOK, labels: labels).set(to: reading.ok ? 1 : 0)
+                if let value = reading.value { gauge(Self.guardrailValue, labels, value) }
+                gauge(Self.guardrailOK, labels, reading.ok ? 1 : 0)
             }
         }
+        let stale = rolloutGauges.withLock { previous in
+            defer { previous = current }
+            return previous.filter { current[$0.key] == nil }.values.flatMap { $0 }
+        }
+        for g in stale { registry.unregisterGauge(g) }
         return registry.emitToString()
     }
 }

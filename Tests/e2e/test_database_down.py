@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from urllib.parse import urlsplit
 
 from aviary_e2e import CHAT_RELEASE, admin, create_experiment, expect, poll_until, put_cohort
@@ -37,3 +38,8 @@ def test_assignment_survives_the_database_going_away(aviary, client_api, databas
     poll_until(lambda: api.get("/readyz").status_code == 200, timeout=15)
     expect(admin(aviary).post("/v1/experiments/chat-release/pause"), 200)
     poll_until(lambda: api.get("/v1/assign", headers=staff).json()["assignments"]["chat-release"]["reason"] == "not_running", timeout=2)
+
+    # And it still stops cleanly: every service ends on SIGTERM, none waits on a connection the
+    # database cut (the exposures are flushed, nothing is killed).
+    aviary.process.send_signal(signal.SIGTERM)
+    assert aviary.process.wait(timeout=5) == 0

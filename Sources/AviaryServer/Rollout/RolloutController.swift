@@ -37,15 +37,17 @@ struct RolloutController: Service {
                     do {
                         while !Task.isCancelled {
                             await tickOnce()
-                            // The lock lives as long as this session: prove it is still there.
-                            try await connection.query("SELECT 1", logger: logger)
+                            // The lock lives as long as this session. No query checks it: one sent
+                            // on a connection the server has terminated can wait forever.
+                            guard !connection.isClosed else { throw LeadershipLost() }
                             try await Task.sleep(for: tick)
                         }
                     } catch {
-                        _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.leaderLock))", logger: logger)
+                        // Ending the session releases the lock, whatever state the connection is in.
+                        try? await connection.close()
                         throw error
                     }
-                    _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.leaderLock))", logger: logger)
+                    try? await connection.close()
                 }
             } catch is CancellationError {
                 return
@@ -55,6 +57,8 @@ struct RolloutController: Service {
             do { try await Task.sleep(for: tick) } catch { return }
         }
     }
+
+    struct LeadershipLost: Error {}
 
     static func tryLock(_ connection: PostgresConnection, logger: Logger) async throws -> Bool {
         var got = false

@@ -93,26 +93,17 @@ extension ExperimentRepository {
         }
     }
 
-    /// The experiments whose rollout the controller drives: running, with a rollout that is
-    /// running or waiting for approval.
-    public func activeRollouts() async throws -> [Experiment] {
+    /// Live experiments with a rollout state (for `/metrics`); with `activeOnly`, those the
+    /// controller drives: running, with a rollout that is running or waiting for approval.
+    public func rollouts(activeOnly: Bool) async throws -> [Experiment] {
         try await database.client.withConnection { connection in
             let rows = try await connection.query(
                 """
                 SELECT \(unescaped: Self.columns) FROM experiments
-                WHERE status = 'running' AND archived_at IS NULL AND rollout_state->>'state' IN ('running', 'awaiting_approval')
+                WHERE archived_at IS NULL AND rollout_state IS NOT NULL
+                  AND (NOT \(activeOnly) OR (status = 'running' AND rollout_state->>'state' IN ('running', 'awaiting_approval')))
                 ORDER BY key
                 """, logger: logger)
-            return try await Self.decode(rows)
-        }
-    }
-
-    /// Every live experiment that has a rollout state (for `/metrics`).
-    public func withRolloutState() async throws -> [Experiment] {
-        try await database.client.withConnection { connection in
-            let rows = try await connection.query(
-                "SELECT \(unescaped: Self.columns) FROM experiments WHERE archived_at IS NULL AND rollout_state IS NOT NULL ORDER BY key",
-                logger: logger)
             return try await Self.decode(rows)
         }
     }

@@ -43,20 +43,14 @@ public struct ExposureRepository: Sendable {
             """, logger: database.logger)
     }
 
-    /// Units first exposed to `variant` at or after `since`.
-    public func count(experiment: String, variant: String, since: Date) async throws -> Int {
+    /// Units exposed per variant; with `since`, only those first exposed at or after it.
+    public func count(experiment: String, since: Date? = nil) async throws -> [String: Int] {
         let rows = try await database.client.query(
             """
-            SELECT count(*)::int8 FROM exposures WHERE experiment_key = \(experiment) AND variant = \(variant) AND first_at >= \(since)
+            SELECT variant, count(*)::int FROM exposures
+            WHERE experiment_key = \(experiment) AND (\(since)::timestamptz IS NULL OR first_at >= \(since))
+            GROUP BY variant
             """, logger: database.logger)
-        var n = 0
-        for try await c in rows.decode(Int.self) { n = c }
-        return n
-    }
-
-    public func count(experiment: String) async throws -> [String: Int] {
-        let rows = try await database.client.query(
-            "SELECT variant, count(*)::int FROM exposures WHERE experiment_key = \(experiment) GROUP BY variant", logger: database.logger)
         var result: [String: Int] = [:]
         for try await (variant, n) in rows.decode((String, Int).self) { result[variant] = n }
         return result

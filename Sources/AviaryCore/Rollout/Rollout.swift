@@ -179,39 +179,35 @@ public enum RolloutMachine {
     /// Every guardrail with its value and whether it holds.
     public static func readings(_ plan: RolloutPlan, _ observations: [String: GuardrailObservation]) -> [GuardrailReading] {
         plan.guardrails.map { guardrail in
-            let single = RolloutPlan(variant: plan.variant, steps: plan.steps, stepSeconds: plan.stepSeconds, guardrails: [guardrail])
             let value = observations[guardrail.metric]?.value
-            return GuardrailReading(metric: guardrail.metric, value: value?.isFinite == true ? value : nil, ok: breach(single, observations) == nil)
+            return GuardrailReading(
+                metric: guardrail.metric, value: value?.isFinite == true ? value : nil,
+                ok: violation(guardrail, observations[guardrail.metric]) == nil)
         }
     }
 
     /// The first broken guardrail, described; nil when all hold.
     public static func breach(_ plan: RolloutPlan, _ observations: [String: GuardrailObservation]) -> String? {
-        for guardrail in plan.guardrails {
-            guard let observation = observations[guardrail.metric], let value = observation.value, value.isFinite else { continue }
-            let m = guardrail.metric
-            switch guardrail.bound {
-            case .max(let limit) where value > limit:
-                return "\(m) is \(format(value)), above its max \(format(limit))"
-            case .min(let limit) where value < limit:
-                return "\(m) is \(format(value)), below its min \(format(limit))"
-            case .maxIncrease(let share):
-                guard let control = observation.controlValue, control.isFinite else { continue }
-                let limit = control + abs(control) * share
-                if value > limit {
-                    return "\(m) is \(format(value)), more than \(format(share * 100)) % above control (\(format(control)))"
-                }
-            case .maxDrop(let share):
-                guard let control = observation.controlValue, control.isFinite else { continue }
-                let limit = control - abs(control) * share
-                if value < limit {
-                    return "\(m) is \(format(value)), more than \(format(share * 100)) % below control (\(format(control)))"
-                }
-            default:
-                continue
-            }
+        plan.guardrails.lazy.compactMap { violation($0, observations[$0.metric]) }.first
+    }
+
+    /// How `guardrail` is broken by `observation`, or nil when it holds or there is nothing to
+    /// judge (no value yet, or a relative bound without a control value).
+    static func violation(_ guardrail: RolloutPlan.Guardrail, _ observation: GuardrailObservation?) -> String? {
+        guard let observation, let value = observation.value, value.isFinite else { return nil }
+        let m = guardrail.metric
+        switch guardrail.bound {
+        case .max(let limit):
+            return value > limit ? "\(m) is \(format(value)), above its max \(format(limit))" : nil
+        case .min(let limit):
+            return value < limit ? "\(m) is \(format(value)), below its min \(format(limit))" : nil
+        case .maxIncrease(let share):
+            guard let control = observation.controlValue, control.isFinite, value > control + abs(control) * share else { return nil }
+            return "\(m) is \(format(value)), more than \(format(share * 100)) % above control (\(format(control)))"
+        case .maxDrop(let share):
+            guard let control = observation.controlValue, control.isFinite, value < control - abs(control) * share else { return nil }
+            return "\(m) is \(format(value)), more than \(format(share * 100)) % below control (\(format(control)))"
         }
-        return nil
     }
 
     static func format(_ value: Double) -> String {

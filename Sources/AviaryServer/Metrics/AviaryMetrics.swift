@@ -162,7 +162,7 @@ struct MetricsEndpoint {
 
     func addRoutes(to router: Router<AviaryRequestContext>) {
         router.get("metrics") { _, _ -> Response in
-            let rollouts = (try? await DatabaseDeadline.run(limit: .seconds(1)) { try await experiments.withRolloutState() }) ?? []
+            let rollouts = (try? await DatabaseDeadline.run(limit: .seconds(1)) { try await experiments.rollouts(activeOnly: false) }) ?? []
             let text = metrics.render(exposureQueue: exposures.queueDepth, rollouts: rollouts)
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],

@@ -72,7 +72,7 @@ struct RolloutController: Service {
     func tickOnce(now: Date = Date()) async {
         let experiments: [Experiment]
         do {
-            experiments = try await database.experiments.activeRollouts()
+            experiments = try await database.experiments.rollouts(activeOnly: true)
         } catch {
             logger.warning("could not read rollouts", metadata: ["error": "\(String(reflecting: error).prefix(300))"])
             return
@@ -130,7 +130,7 @@ struct RolloutController: Service {
             let control = group(definition.control)?.metrics.first { $0.key == metric.key }
             observations[metric.key] = GuardrailObservation(value: rolled?.mean, controlValue: control?.mean)
         }
-        let stepUnits = try await database.exposures.count(experiment: definition.key, variant: plan.variant, since: since)
+        let stepUnits = try await database.exposures.count(experiment: definition.key, since: since)[plan.variant, default: 0]
         return (observations, stepUnits)
     }
 }

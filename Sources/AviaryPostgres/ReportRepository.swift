@@ -30,9 +30,13 @@ public struct ReportRepository: Sendable {
             var claims = false
             for try await exists in try await connection.query(claimed, logger: database.logger).decode(Bool.self) { claims = exists }
             let plan = ReportSQL(experiment: experiment, metrics: metrics, query: query, claims: claims)
-            for setting in plan.settings {
-                try await connection.query(PostgresQuery(unsafeSQL: "SET LOCAL \(setting)"), logger: database.logger)
+            // Settings are fixed strings of ReportSQL, never input.
+            func set(_ settings: [String]) async throws {
+                for setting in settings {
+                    try await connection.query(PostgresQuery(unsafeSQL: "SET LOCAL \(setting)"), logger: database.logger)
+                }
             }
+            try await set(plan.settings)
             var exposed: [String: Int] = [:]
             for try await (variant, units) in try await connection.query(plan.exposedUnits, logger: database.logger).decode((String, Int).self) {
                 exposed[variant] = units
@@ -57,9 +61,7 @@ public struct ReportRepository: Sendable {
             if let quantiles = plan.quantiles {
                 // Quantiles read only their event types: a hash join of those events with the
                 // units beats walking every unit's index again.
-                for setting in ["enable_hashjoin = on", "enable_mergejoin = on"] {
-                    try await connection.query(PostgresQuery(unsafeSQL: "SET LOCAL \(setting)"), logger: database.logger)
-                }
+                try await set(["enable_hashjoin = on", "enable_mergejoin = on"])
                 for try await row in try await connection.query(quantiles, logger: database.logger) {
                     let cells = row.makeRandomAccess()
                     let key = try plan.groupKey(cells)

@@ -28,7 +28,7 @@ public struct ReportGroup: Sendable, Hashable {
 
 /// An experiment's report: groups with their metrics and comparisons against control, and the
 /// sample-ratio-mismatch check.
-public struct Report: Sendable, Hashable {
+public struct Report: Sendable {
     public var experiment: String
     public var control: String
     public var query: ReportQuery
@@ -41,17 +41,6 @@ public struct Report: Sendable, Hashable {
     public var groups: [ReportGroup]
     /// The rollout section (SPEC 9); nil for an experiment without a rollout.
     public var rollout: JSON?
-
-    public static func == (lhs: Report, rhs: Report) -> Bool {
-        lhs.experiment == rhs.experiment && lhs.control == rhs.control && lhs.query == rhs.query
-            && lhs.exposedUnits.elementsEqual(rhs.exposedUnits, by: { $0 == $1 }) && lhs.srm == rhs.srm
-            && lhs.groups == rhs.groups && lhs.rollout == rhs.rollout
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(experiment)
-        hasher.combine(groups)
-    }
 }
 
 /// Turns the database's per-group aggregates into a report: adds the zero-valued units,

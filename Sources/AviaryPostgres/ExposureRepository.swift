@@ -38,7 +38,8 @@ public struct ExposureRepository: Sendable {
                         \(batch.map(\.at))::timestamptz[], \(batch.map { $0.country ?? "" })::text[], \(batch.map { $0.appVersion ?? "" })::text[])
                  AS b(e, u, v, t, c, a)
             ON CONFLICT (experiment_key, unit) DO UPDATE
-                SET variant = excluded.variant, first_at = excluded.first_at, country = excluded.country, app_version = excluded.app_version
+                SET variant = excluded.variant, first_at = excluded.first_at, country = excluded.country, app_version = excluded.app_version,
+                    recorded_at = now()
                 WHERE excluded.first_at < x.first_at
             """, logger: database.logger)
     }

@@ -49,6 +49,14 @@ public struct MetricRepository: Sendable {
         try await Self.decode(try await database.client.query("SELECT key, definition::text, revision, created_at, updated_at FROM metrics ORDER BY key", logger: logger))
     }
 
+    /// The metrics a report on `definition` shows, in the report's order (ReportBuilder.metricKeys);
+    /// names with no definition are left out.
+    public func forReport(of definition: ExperimentDefinition) async throws -> [Metric] {
+        let keys = ReportBuilder.metricKeys(of: definition)
+        let defined = try await list().filter { keys.contains($0.key) }
+        return keys.compactMap { key in defined.first { $0.key == key } }
+    }
+
     /// Deletes a metric no live experiment names (in `metrics` or as a rollout guardrail).
     public func delete(_ key: String, actor: String?) async throws {
         try await database.configTransaction { connection in

@@ -2,6 +2,7 @@ import AviaryCore
 import AviaryPostgres
 import Hummingbird
 import Logging
+import ServiceLifecycle
 
 /// Wires configuration, database, authentication and routes into a runnable application.
 public func buildApplication(configuration: AviaryConfiguration, logger: Logger? = nil) async throws -> some ApplicationProtocol {
@@ -45,13 +46,17 @@ public func buildApplication(configuration: AviaryConfiguration, logger: Logger?
 
     // Services stop in reverse order: the server first, then the exposure flush, while the
     // database pool is still up.
+    var services: [any Service] = [
+        database, feed, exposures, EventPartitionService(repository: database.events, interval: .seconds(6 * 3600), logger: logger),
+        RolloutController(database: database, tick: configuration.rolloutTick, notifier: notifier, logger: logger),
+    ]
+    if let interval = configuration.reportRefresh {
+        services.append(ReportStateRefresher(database: database, interval: interval, logger: logger))
+    }
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
-        services: [
-            database, feed, exposures, EventPartitionService(repository: database.events, interval: .seconds(6 * 3600), logger: logger),
-            RolloutController(database: database, tick: configuration.rolloutTick, notifier: notifier, logger: logger),
-        ],
+        services: services,
         logger: logger
     )
     app.beforeServerStarts {

@@ -10,6 +10,8 @@ public struct AviaryConfiguration: Sendable {
     public var adminToken: String?
     public var corsOrigins: [String]
     public var rolloutTick: Duration
+    /// How often running experiments' report state is refreshed; nil: never (reports read every event).
+    public var reportRefresh: Duration?
     public var logLevel: Logger.Level
     /// How often configuration and keys are re-read as a fallback to `LISTEN/NOTIFY`.
     public var configPollInterval: Duration
@@ -20,7 +22,7 @@ public struct AviaryConfiguration: Sendable {
 
     public init(
         databaseURL: String, host: String = "127.0.0.1", port: Int = 8080, adminToken: String? = nil, corsOrigins: [String] = [],
-        rolloutTick: Duration = .seconds(5), logLevel: Logger.Level = .info, configPollInterval: Duration = .seconds(5),
+        rolloutTick: Duration = .seconds(5), reportRefresh: Duration? = .seconds(30), logLevel: Logger.Level = .info, configPollInterval: Duration = .seconds(5),
         migrateOnStart: Bool = false, migrationsDirectory: URL, databaseMaxConnections: Int = 20
     ) {
         self.databaseURL = databaseURL
@@ -29,6 +31,7 @@ public struct AviaryConfiguration: Sendable {
         self.adminToken = adminToken
         self.corsOrigins = corsOrigins
         self.rolloutTick = rolloutTick
+        self.reportRefresh = reportRefresh
         self.logLevel = logLevel
         self.configPollInterval = configPollInterval
         self.migrateOnStart = migrateOnStart
@@ -60,6 +63,12 @@ public struct AviaryConfiguration: Sendable {
         if let tick = env["AVIARY_ROLLOUT_TICK"], !tick.isEmpty {
             guard let s = Double(tick), s > 0 else { throw Invalid(description: "AVIARY_ROLLOUT_TICK must be a positive number of seconds") }
             config.rolloutTick = .milliseconds(Int64(s * 1000))
+        }
+        if let refresh = env["AVIARY_REPORT_REFRESH"], !refresh.isEmpty {
+            guard let s = Double(refresh), s >= 0 else {
+                throw Invalid(description: "AVIARY_REPORT_REFRESH must be a number of seconds (0: never)")
+            }
+            config.reportRefresh = s == 0 ? nil : .milliseconds(Int64(s * 1000))
         }
         if let level = env["AVIARY_LOG_LEVEL"], !level.isEmpty {
             guard let l = Logger.Level(rawValue: level.lowercased()) else {

@@ -10,6 +10,11 @@ public struct Metric: Sendable, Hashable {
     public struct ValueFilter: Sendable, Hashable {
         public var comparison: String  // eq, neq, gt, gte, lt, lte
         public var operand: Double
+
+        public init(comparison: String, operand: Double) {
+            self.comparison = comparison
+            self.operand = operand
+        }
     }
 
     public var key: String

@@ -42,9 +42,7 @@ struct ReportsController {
         }
         return try await DatabaseDeadline.run(limit: Self.deadline) {
             let experiment = try await experiments.get(key)
-            let keys = ReportBuilder.metricKeys(of: experiment.definition)
-            let defined = try await metrics.list().filter { keys.contains($0.key) }
-            let ordered = keys.compactMap { key in defined.first { $0.key == key } }
+            let ordered = try await metrics.forReport(of: experiment.definition)
             let aggregates = try await reports.aggregate(experiment: experiment.definition, metrics: ordered, query: query)
             var rollout: JSON?
             if let plan = experiment.definition.rollout {

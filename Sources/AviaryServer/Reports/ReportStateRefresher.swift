@@ -1,0 +1,46 @@
+import AviaryCore
+import AviaryPostgres
+import Logging
+import ServiceLifecycle
+
+/// Keeps the report state of running experiments up to date (`ReportRepository.refreshState`):
+/// every `interval`, each running experiment's state is rebuilt when missing or made for other
+/// metric definitions, else refolded with the units changed since its watermark. Every replica
+/// runs one; a per-experiment lock has one of them refresh at a time. Reports are exact without
+/// it: a state only spares them reading every event.
+struct ReportStateRefresher: Service {
+    let database: AviaryDatabase
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do { try await Task.sleep(for: interval) } catch { return }
+                await refreshAll()
+            }
+        }
+    }
+
+    func refreshAll() async {
+        let running: [Experiment]
+        do {
+            running = try await database.experiments.list(status: .running, includeArchived: false)
+        } catch {
+            logger.warning("could not list experiments for report refresh", metadata: ["error": "\(String(reflecting: error).prefix(300))"])
+            return
+        }
+        for experiment in running where !Task.isCancelled {
+            do {
+                let metrics = try await database.metrics.forReport(of: experiment.definition)
+                let outcome = try await database.reports.refreshState(experiment: experiment.definition, metrics: metrics)
+                if case .rebuilt(let units) = outcome {
+                    logger.info("report state rebuilt", metadata: ["experiment": "\(experiment.key)", "units": "\(units)"])
+                }
+            } catch {
+                logger.warning(
+                    "report state refresh failed", metadata: ["experiment": "\(experiment.key)", "error": "\(String(reflecting: error).prefix(300))"])
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+import AviaryCore
+import AviaryTestSupport
+import Foundation
+import PostgresNIO
+import Testing
+
+@testable import AviaryPostgres
+
+/// The report state (migration 0007) against the same report read from every event: equal
+/// after a rebuild, and after each kind of change since the watermark — events of a unit in the
+/// state, an exposure recorded after its unit's events, an exposure moved earlier, a claim — both
+/// before and after the next fold.
+@Suite(.serialized) struct ReportStateTests {
+    static let experiment = ExperimentDefinition(
+        key: "chat", variants: [Variant(key: "a", value: 1), Variant(key: "b", value: 2)], control: "a",
+        rules: [Rule(name: "everyone", serve: .split([.init(variant: "a", weight: 5_000), .init(variant: "b", weight: 5_000)]))])
+    static let metrics = [
+        Metric(key: "messages", kind: .count, event: "message"),
+        Metric(key: "spend", kind: .sum, event: "purchase"),
+        Metric(key: "rating", kind: .mean, event: "rating"),
+        Metric(key: "thumbs", kind: .proportion, event: "feedback", filter: .init(comparison: "eq", operand: 1)),
+        Metric(key: "errors", kind: .ratio, numerator: "error", denominator: "request"),
+        Metric(key: "p90", kind: .quantile, event: "latency", quantile: 0.9),
+        Metric(key: "median", kind: .quantile, event: "latency", quantile: 0.5),
+    ]
+    static let t0 = Date(timeIntervalSince1970: 1_790_000_000)
+
+    static func expose(_ db: AviaryDatabase, _ unit: String, _ variant: String, at offset: Double) async throws {
+        try await db.exposures.insert([
+            Exposure(experiment: experiment.key, unit: unit, variant: variant, at: t0.addingTimeInterval(offset), country: nil, appVersion: nil)
+        ])
+    }
+
+    /// Events of `unit` at t0 + offset: (type, value) pairs; `claim` names the experiment's variant.
+    static func send(_ db: AviaryDatabase, _ unit: String, at offset: Double, _ events: [(String, Double)], claim: String? = nil) async throws {
+        let ts = t0.addingTimeInterval(offset)
+        try await db.client.query(
+            """
+            INSERT INTO events (id, ts, type, user_id, value, experiment_key, variant)
+            SELECT gen_random_uuid(), \(ts), t, \(unit), v, \(claim == nil ? nil : experiment.key), \(claim)
+            FROM unnest(\(events.map(\.0))::text[], \(events.map(\.1))::float8[]) AS x(t, v)
+            """, logger: db.logger)
+    }
+
+    static func report(_ db: AviaryDatabase, metrics: [Metric] = metrics, state: Bool) async throws -> ReportRepository.Aggregates {
+        try await db.reports.aggregate(experiment: experiment, metrics: metrics, query: ReportQuery(), readsState: state)
+    }
+
+    /// The state's report equals the one from every event (to rounding) and came from the state.
+    static func expectStateMatchesEvents(_ db: AviaryDatabase, _ what: Comment) async throws {
+        let fromState = try await report(db, state: true)
+        let fromEvents = try await report(db, state: false)
+        #expect(fromState.fromState && !fromEvents.fromState, what)
+        #expect(fromState.exposedUnits == fromEvents.exposedUnits, what)
+        let expected = Dictionary(uniqueKeysWithValues: fromEvents.groups.map { ($0.key, $0) })
+        #expect(fromState.groups.count == expected.count, what)
+        for group in fromState.groups {
+            guard let other = expected[group.key] else {
+                Issue.record("group \(group.key) only in the state's report: \(what)")
+                continue
+            }
+            #expect(group.unitsWithEvents == other.unitsWithEvents && group.events == other.events, "\(what): \(group.key)")
+            #expect(Set(group.metrics.keys) == Set(other.metrics.keys), what)
+            for (key, moments) in group.metrics {
+                guard let o = other.metrics[key] else { continue }
+                #expect(moments.n == o.n, "\(what): \(group.key.variant) \(key) n")
+                for (a, b, field) in [
+                    (moments.mean, o.mean, "mean"), (moments.variance, o.variance, "variance"), (moments.quantile, o.quantile, "quantile"),
+                    (moments.denominatorMean, o.denominatorMean, "denominator mean"), (moments.covariance, o.covariance, "covariance"),
+                ] {
+                    #expect(close(a, b), "\(what): \(group.key.variant) \(key) \(field) \(String(describing: a)) vs \(String(describing: b))")
+                }
+            }
+        }
+    }
+
+    static func close(_ a: Double?, _ b: Double?) -> Bool {
+        guard let a, let b else { return a == nil && b == nil }
+        return abs(a - b) <= 1e-12 * max(1, abs(a), abs(b))
+    }
+
+    static func countStateRows(_ db: AviaryDatabase) async throws -> Int {
+        var n = 0
+        for try await count in try await db.client.query("SELECT count(*)::int8 FROM report_units", logger: db.logger).decode(Int.self) { n = count }
+        return n
+    }
+
+    @Test func theStateAnswersAsEveryEventDoesThroughEachKindOfChange() async throws {
+        try await TestDatabase.withMigrated { _, db in
+            for i in 0..<12 {
+                let unit = "u\(i)", variant = i % 2 == 0 ? "a" : "b"
+                try await Self.expose(db, unit, variant, at: Double(i))
+                // Before the exposure: never counted.
+                try await Self.send(db, unit, at: -100, [("message", 1), ("purchase", 50)])
+                var events: [(String, Double)] = [("message", 1), ("purchase", Double(i) * 1.25), ("latency", 100 + Double(i * i))]
+                if i % 3 != 0 { events += [("rating", Double(1 + i % 5)), ("feedback", Double(i % 2)), ("request", 1)] }
+                if i % 4 == 1 { events += [("error", 1), ("latency", 900)] }
+                try await Self.send(db, unit, at: 60, events)
+            }
+            // Events of a unit not exposed yet: they count once its exposure is recorded.
+            try await Self.send(db, "late", at: 60, [("message", 1), ("message", 1), ("latency", 333)])
+            // Without a state the report reads every event.
+            #expect(try await Self.report(db, state: true).fromState == false)
+
+            // Whatever was received within the watermark's margin would be recomputed anyway;
+            // past it, only what changes below is.
+            try await Task.sleep(for: .milliseconds(1_200))
+            #expect(try await db.reports.refreshState(experiment: Self.experiment, metrics: Self.metrics) == .rebuilt(units: 12))
+            try await Self.expectStateMatchesEvents(db, "after a rebuild")
+
+            // New events of a unit in the state.
+            try await Self.send(db, "u1", at: 120, [("message", 1), ("rating", 5), ("error", 1), ("request", 1), ("latency", 10_000)])
+            // An exposure recorded after its unit's events.
+            try await Self.expose(db, "late", "b", at: 30)
+            // An exposure moved earlier: the unit's earlier events now count.
+            try await Self.send(db, "u2", at: -50, [("purchase", 7), ("latency", 1)])
+            try await Self.expose(db, "u2", "a", at: -60)
+            try await Self.expectStateMatchesEvents(db, "changes since the watermark")
+            #expect(try await Self.report(db, state: true).exposedUnits == ["a": 6, "b": 7])
+
+            #expect(try await db.reports.refreshState(experiment: Self.experiment, metrics: Self.metrics) == .folded(units: 3))
+            try await Self.expectStateMatchesEvents(db, "after a fold")
+            #expect(try await Self.countStateRows(db) == 13)
+
+            // A claim: a unit exposed only by a `$exposure` event, then one claiming u3 for the
+            // other variant earlier than its exposure (u3 moves to b).
+            try await Self.send(db, "claimed", at: 10, [("$exposure", 1)], claim: "a")
+            try await Self.send(db, "claimed", at: 20, [("message", 1), ("purchase", 3)])
+            try await Self.send(db, "u3", at: 1, [("$exposure", 1)], claim: "a")
+            try await Self.expectStateMatchesEvents(db, "claims since the watermark")
+            _ = try await db.reports.refreshState(experiment: Self.experiment, metrics: Self.metrics)
+            try await Self.expectStateMatchesEvents(db, "claims folded")
+
+            // Other metric definitions: the state is not used until rebuilt for them.
+            let fewer = Array(Self.metrics.prefix(2))
+            #expect(try await Self.report(db, metrics: fewer, state: true).fromState == false)
+            #expect(try await db.reports.refreshState(experiment: Self.experiment, metrics: fewer) == .rebuilt(units: 14))
+            #expect(try await Self.report(db, metrics: fewer, state: true).fromState)
+        }
+    }
+
+    @Test func aQuantileFromTheStateIsPercentileCont() async throws {
+        try await TestDatabase.withMigrated { _, db in
+            // Ties, a single value and an even count: ranks and interpolation as percentile_cont.
+            let values: [Double] = [5, 1, 1, 3, 8, 8, 8, 2.5, 13, 21]
+            for (i, value) in values.enumerated() {
+                try await Self.expose(db, "q\(i)", i < 9 ? "a" : "b", at: 0)
+                try await Self.send(db, "q\(i)", at: 10, [("latency", value)])
+            }
+            _ = try await db.reports.refreshState(experiment: Self.experiment, metrics: Self.metrics)
+            try await Self.expectStateMatchesEvents(db, "quantiles")
+            let groups = try await Self.report(db, state: true).groups
+            let a = try #require(groups.first { $0.key.variant == "a" })
+            // numpy.quantile([5, 1, 1, 3, 8, 8, 8, 2.5, 13], [0.9, 0.5]) = [8.999999999999998, 5.0]
+            #expect(abs((a.metrics["p90"]?.quantile ?? 0) - 9) < 1e-9)
+            #expect(a.metrics["median"]?.quantile == 5 && a.metrics["p90"]?.n == 9)
+            let b = try #require(groups.first { $0.key.variant == "b" })
+            #expect(b.metrics["p90"]?.quantile == 21 && b.metrics["median"]?.n == 1)
+        }
+    }
+}

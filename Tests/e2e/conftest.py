@@ -81,8 +81,9 @@ def psql_bin() -> str:
     raise AssertionError  # unreachable
 
 
-def psql(url: str, sql: str) -> None:
-    """Run one SQL statement. The password goes through PGPASSWORD, not argv (`ps` shows argv)."""
+def psql(url: str, sql: str) -> str:
+    """Run one SQL statement; returns its rows unaligned, one a line. The password goes through
+    PGPASSWORD, not argv (`ps` shows argv)."""
     parts = urlsplit(url)
     env = dict(os.environ)
     if parts.password is not None:
@@ -93,7 +94,7 @@ def psql(url: str, sql: str) -> None:
         netloc = (parts.username or "") + "@" + host + (f":{parts.port}" if parts.port else "")
         url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
     result = subprocess.run(
-        [psql_bin(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
+        [psql_bin(), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
         capture_output=True,
         text=True,
         timeout=60,
@@ -101,6 +102,7 @@ def psql(url: str, sql: str) -> None:
     )
     if result.returncode != 0:
         raise RuntimeError(f"psql failed ({sql}): {result.stderr.strip()}")
+    return result.stdout.strip()
 
 
 def with_database(url: str, name: str) -> str:

@@ -21,6 +21,7 @@ import pytest
 from scipy import stats
 
 from aviary_e2e import Api, Server, admin, create_experiment, dumps, expect, poll_until
+from conftest import psql
 
 KEY = "report-e2e"
 PLAIN = "report-e2e-plain"
@@ -324,6 +325,8 @@ def test_resent_and_invalid_batches(aviary: Server, client_key: str, outcome) ->
     batch = [event("unit-0", "message", now) for _ in range(3)]
     first = expect(client.post("/v1/events", json=batch), 200, 201, 202).json()
     assert first == {"accepted": 3, "duplicates": 0}
+    _, sent, _ = outcome
+    sent["unit-0"].extend(batch)  # what later tests expect
     again = expect(client.post("/v1/events", json=batch), 200, 201, 202).json()
     assert again == {"accepted": 0, "duplicates": 3}
     invalid = [event("unit-0", "message", now), {"id": str(uuid.uuid4()), "type": "message", "ts": iso(now)}]
@@ -361,3 +364,53 @@ def test_fallback_unit_attribution(aviary: Server, client_key: str, outcome) -> 
     group = expect(api.get(f"/v1/experiments/{key}/report"), 200).json()["groups"][1]
     assert group["variant"] == "on" and group["units"] == 2 and group["events"] == 3, dumps(group)
     assert group["metrics"]["messages"]["mean"] == 1.5
+
+
+def test_report_from_state_matches_scipy(aviary: Server, aviary_factory, database_url: str, client_key: str, outcome) -> None:
+    """A replica refreshing report states every 0.2 s: once both experiments have a state,
+    reports come from it, and stay equal to SciPy's numbers as new events arrive for units in
+    the state and a new unit is exposed after its first events (recomputed at report time,
+    then folded into the state). Runs last: it adds events to the module's experiments."""
+    variant_of, sent, plain_variant_of = outcome
+    refresher = aviary_factory(AVIARY_REPORT_REFRESH="0.2")
+    poll_until(lambda: psql(database_url, f"SELECT count(*) FROM report_states WHERE experiment_key IN ('{KEY}', '{PLAIN}')") == "2",
+               timeout=20)
+    states = psql(database_url, f"SELECT count(*) FROM report_units WHERE experiment_key = '{KEY}'")
+    assert int(states) == sum(1 for unit in variant_of if sent[unit]), states
+
+    def check(key: str, variants: dict[str, str], where: str) -> None:
+        for server in (aviary, refresher):
+            report = expect(admin(server).get(f"/v1/experiments/{key}/report"), 200).json()
+            groups = split_units(variants, sent)
+            for group in report["groups"]:
+                check_group(group, groups["gpt-4"], groups[group["variant"]], f"{where}: {key} {group['variant']}")
+
+    check(KEY, variant_of, "from the state")
+    check(PLAIN, plain_variant_of, "from the state")
+
+    # More events for units in the state; a new unit whose events come before its exposure is
+    # recorded (exposures are written off the request path).
+    client = Api(refresher, client_key)
+    t = datetime.now(timezone.utc) + timedelta(seconds=1)
+    sent = {unit: list(events) for unit, events in sent.items()}
+    more: list[dict] = []
+    for unit in sorted(variant_of)[:10]:
+        extra = [event(unit, "message", t), event(unit, "answer_rating", t, 5), event(unit, "response", t, 4000.0)]
+        sent[unit] += extra
+        more += extra
+    newcomer = "unit-new"
+    later = t + timedelta(seconds=1)
+    sent[newcomer] = [event(newcomer, "purchase", later, 42.5), event(newcomer, "message", later)]
+    expect(client.post("/v1/events", json=more + sent[newcomer]), 200)
+    r = expect(client.get("/v1/assign", headers={"X-Aviary-User": newcomer}), 200).json()
+    variant_of = dict(variant_of, **{newcomer: r["assignments"][KEY]["variant"]})
+    plain_variant_of = dict(plain_variant_of, **{newcomer: r["assignments"][PLAIN]["variant"]})
+    api = admin(refresher)
+    poll_until(lambda: sum(api.get(f"/v1/experiments/{KEY}/report").json()["exposed_units"].values()) == len(variant_of), timeout=10)
+    poll_until(lambda: sum(api.get(f"/v1/experiments/{PLAIN}/report").json()["exposed_units"].values()) == len(plain_variant_of),
+               timeout=10)
+    check(KEY, variant_of, "units changed since the watermark")
+    check(PLAIN, plain_variant_of, "units changed since the watermark")
+    # Folded: the newcomer's row is in the state.
+    poll_until(lambda: psql(database_url, f"SELECT count(*) FROM report_units WHERE unit = '{newcomer}'") == "2", timeout=20)
+    check(KEY, variant_of, "after the fold")

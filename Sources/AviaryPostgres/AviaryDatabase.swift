@@ -53,18 +53,23 @@ public final class AviaryDatabase: Service, Sendable {
     func transaction<T: Sendable>(
         begin: PostgresQuery = "BEGIN", _ body: (PostgresConnection) async throws -> T
     ) async throws -> T {
-        try await client.withConnection { connection in
-            try await connection.query(begin, logger: logger)
-            let result: T
-            do {
-                result = try await body(connection)
-            } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
-                throw error
-            }
-            try await connection.query("COMMIT", logger: logger)
-            return result
+        try await client.withConnection { connection in try await transaction(on: connection, begin: begin, body) }
+    }
+
+    /// `body` in a transaction on `connection`: committed when it returns, rolled back when it throws.
+    nonisolated(nonsending) func transaction<T: Sendable>(
+        on connection: PostgresConnection, begin: PostgresQuery = "BEGIN", _ body: (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        try await connection.query(begin, logger: logger)
+        let result: T
+        do {
+            result = try await body(connection)
+        } catch {
+            _ = try? await connection.query("ROLLBACK", logger: logger)
+            throw error
         }
+        try await connection.query("COMMIT", logger: logger)
+        return result
     }
 
     /// True when the database answers and every migration file is applied.

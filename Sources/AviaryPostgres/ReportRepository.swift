@@ -72,14 +72,35 @@ public struct ReportRepository: Sendable {
     /// Brings an experiment's report state up to date (see `ReportState`). Replicas may call it
     /// together: one refreshes, the others are told `.busy`.
     public func refreshState(experiment: ExperimentDefinition, metrics: [Metric]) async throws -> Refresh {
+        let logger = database.logger
         // Read before the refresh's snapshot: whatever started earlier has ended by then.
         let watermark = try await ReportState.currentWatermark(database)
-        return try await database.transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ") { connection in
-            let logger = database.logger
+        return try await database.client.withConnection { connection in
+            // A session lock, taken before the transaction's snapshot: a replica that gets it
+            // after another's refresh sees what that one wrote.
+            let lock = ReportState.lockPrefix + experiment.key
             var locked = false
-            let lock = "SELECT pg_try_advisory_xact_lock(hashtext(\(ReportState.lockPrefix + experiment.key)))" as PostgresQuery
-            for try await got in try await connection.query(lock, logger: logger).decode(Bool.self) { locked = got }
+            for try await got in try await connection.query("SELECT pg_try_advisory_lock(hashtext(\(lock)))", logger: logger).decode(Bool.self) {
+                locked = got
+            }
             guard locked else { return .busy }
+            do {
+                let outcome = try await refresh(experiment: experiment, metrics: metrics, watermark: watermark, on: connection)
+                try await connection.query("SELECT pg_advisory_unlock(hashtext(\(lock)))", logger: logger)
+                return outcome
+            } catch {
+                // Never hand a connection holding the lock back to the pool.
+                if (try? await connection.query("SELECT pg_advisory_unlock(hashtext(\(lock)))", logger: logger)) == nil {
+                    try? await connection.close()
+                }
+                throw error
+            }
+        }
+    }
+
+    private func refresh(experiment: ExperimentDefinition, metrics: [Metric], watermark: Date, on connection: PostgresConnection) async throws -> Refresh {
+        let logger = database.logger
+        return try await database.transaction(on: connection, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ") { connection in
             let plan = try await ReportSQL.plan(connection, experiment: experiment, metrics: metrics, query: ReportQuery(), logger: logger)
             try await plan.apply(plan.settings + ["statement_timeout = '30min'"], connection, logger: logger)
             let key = experiment.key
@@ -121,6 +142,7 @@ public struct ReportRepository: Sendable {
 /// The writers must be sessions whose `pg_stat_activity` rows Aviary's role can read (its own
 /// role, or any with `pg_read_all_stats`).
 enum ReportState {
+    /// The session advisory lock of an experiment's refresh is hashtext of this and the key.
     static let lockPrefix = "aviary.report_state:"
 
     /// The start of the oldest transaction still open in this database (less a second for a

@@ -404,13 +404,20 @@ struct ReportSQL {
 
     // MARK: Report state
 
+    /// Which columns of the state's per-unit rows a statement needs: a report's two statements
+    /// each recompute only their half for the touched units (the other half is NULL).
+    enum StateColumns { case all, metrics, quantiles }
+
     /// The per-unit rows of the state (unit, variant, events, metrics, quantile slots and
     /// values) for the units `units` selects, over rows `e`.
-    private func perUnitState(_ b: inout Binder, only: String?) -> String {
-        let values = perUnitValues(&b)
-        let metrics = values.isEmpty ? "'{}'::float8[]" : "ARRAY[\(values.joined(separator: ", "))]::float8[]"
+    private func perUnitState(_ b: inout Binder, only: String?, columns: StateColumns = .all) -> String {
+        var metrics = "NULL::float8[]"
+        if columns != .quantiles {
+            let values = perUnitValues(&b)
+            metrics = values.isEmpty ? "'{}'::float8[]" : "ARRAY[\(values.joined(separator: ", "))]::float8[]"
+        }
         var slots = "NULL::int2[]", quantileValues = "NULL::float8[]"
-        if !quantileMetrics.isEmpty {
+        if columns != .metrics, !quantileMetrics.isEmpty {
             var slotParts: [String] = [], valueParts: [String] = []
             for (slot, metric) in quantileMetrics.enumerated() {
                 let agg = "array_agg(e.value) FILTER (WHERE e.type = \(b.bind(metric.event ?? "")))"
@@ -421,7 +428,8 @@ struct ReportSQL {
             quantileValues = valueParts.joined(separator: " || ")
         }
         let unitsSQL = units(&b, only: only)
-        let from = attributed(&b)
+        var from = attributed(&b)
+        if columns == .quantiles { from += " AND e.type = ANY(\(b.bind(quantileMetrics.map { $0.event ?? "" })))" }
         return """
             WITH \(unitsSQL)
             SELECT e.unit_key AS unit, e.unit_variant AS variant, count(*) AS events, \(metrics) AS metrics,
@@ -467,10 +475,10 @@ struct ReportSQL {
     }
 
     /// The state's units but the touched ones, and the touched ones recomputed, as `all_units`.
-    private func stateUnits(_ b: inout Binder, touched: [String]) -> String {
+    private func stateUnits(_ b: inout Binder, touched: [String], columns: StateColumns) -> String {
         let key = b.bind(experiment.key)
         let only = b.bind(touched) + "::text[]"
-        let fresh = perUnitState(&b, only: only)
+        let fresh = perUnitState(&b, only: only, columns: columns)
         return """
             all_units AS (
                 SELECT r.variant, r.events, r.metrics, r.quantile_slots, r.quantile_values FROM report_units r
@@ -484,7 +492,7 @@ struct ReportSQL {
     /// `perGroup`, from the state.
     func perGroupFromState(touched: [String]) -> PostgresQuery {
         var b = Binder()
-        let all = stateUnits(&b, touched: touched)
+        let all = stateUnits(&b, touched: touched, columns: .metrics)
         return b.query(
             """
             WITH \(all)
@@ -499,7 +507,7 @@ struct ReportSQL {
     func quantilesFromState(touched: [String]) -> PostgresQuery? {
         guard !quantileMetrics.isEmpty else { return nil }
         var b = Binder()
-        let all = stateUnits(&b, touched: touched)
+        let all = stateUnits(&b, touched: touched, columns: .quantiles)
         let qs = b.bind(quantileMetrics.map { $0.quantile ?? 0.5 })
         return b.query(
             """

@@ -12,8 +12,10 @@ public struct EventRepository: Sendable {
         guard !events.isEmpty else { return (0, 0) }
         // Absent optional texts travel as empty strings (PostgresNIO binds no arrays of optionals)
         // and become NULL; validation never lets an empty string through as a value.
+        // One row back (how many were stored), not one per stored event.
         let rows = try await database.client.query(
             """
+            WITH stored AS (
             INSERT INTO events (id, ts, type, user_id, anonymous_id, value, model, app_version, experiment_key, variant, props)
             SELECT id, ts, type, NULLIF(u, ''), NULLIF(a, ''), value, NULLIF(m, ''), NULLIF(v, ''), NULLIF(e, ''), NULLIF(x, ''), NULLIF(p, '')::jsonb
             FROM unnest(\(events.map(\.id))::uuid[], \(events.map(\.ts))::timestamptz[], \(events.map(\.type))::text[],
@@ -23,9 +25,11 @@ public struct EventRepository: Sendable {
                  AS b(id, ts, type, u, a, value, m, v, e, x, p)
             ON CONFLICT DO NOTHING
             RETURNING 1
+            )
+            SELECT count(*)::int8 FROM stored
             """, logger: database.logger)
         var accepted = 0
-        for try await _ in rows { accepted += 1 }
+        for try await count in rows.decode(Int.self) { accepted = count }
         return (accepted, events.count - accepted)
     }
 

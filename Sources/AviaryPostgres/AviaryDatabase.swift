@@ -105,6 +105,16 @@ extension JSON {
     }
 }
 
+extension PostgresRowSequence {
+    /// The one column of a statement that answers one row: nil when it answers none (the last
+    /// row's when it answers more).
+    public func value<T: PostgresDecodable>(_ type: T.Type) async throws -> T? {
+        var value: T?
+        for try await v in decode(T.self) { value = v }
+        return value
+    }
+}
+
 struct StoredDataError: Error, CustomStringConvertible {
     var description: String
 }

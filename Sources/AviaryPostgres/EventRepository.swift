@@ -28,8 +28,7 @@ public struct EventRepository: Sendable {
             )
             SELECT count(*)::int8 FROM stored
             """, logger: database.logger)
-        var accepted = 0
-        for try await count in rows.decode(Int.self) { accepted = count }
+        let accepted = try await rows.value(Int.self) ?? 0
         return (accepted, events.count - accepted)
     }
 
@@ -47,8 +46,6 @@ public struct EventRepository: Sendable {
     public func count(type: String? = nil) async throws -> Int {
         let rows = try await database.client.query(
             "SELECT count(*)::int FROM events WHERE \(type)::text IS NULL OR type = \(type)", logger: database.logger)
-        var n = 0
-        for try await c in rows.decode(Int.self) { n = c }
-        return n
+        return try await rows.value(Int.self) ?? 0
     }
 }

@@ -79,20 +79,16 @@ public struct ReportRepository: Sendable {
             // A session lock, taken before the transaction's snapshot: a replica that gets it
             // after another's refresh sees what that one wrote.
             let lock = ReportState.lockPrefix + experiment.key
-            var locked = false
-            for try await got in try await connection.query("SELECT pg_try_advisory_lock(hashtext(\(lock)))", logger: logger).decode(Bool.self) {
-                locked = got
-            }
-            guard locked else { return .busy }
+            let locked = try await connection.query("SELECT pg_try_advisory_lock(hashtext(\(lock)))", logger: logger).value(Bool.self)
+            guard locked == true else { return .busy }
+            func unlock() async throws { try await connection.query("SELECT pg_advisory_unlock(hashtext(\(lock)))", logger: logger) }
             do {
                 let outcome = try await refresh(experiment: experiment, metrics: metrics, watermark: watermark, on: connection)
-                try await connection.query("SELECT pg_advisory_unlock(hashtext(\(lock)))", logger: logger)
+                try await unlock()
                 return outcome
             } catch {
                 // Never hand a connection holding the lock back to the pool.
-                if (try? await connection.query("SELECT pg_advisory_unlock(hashtext(\(lock)))", logger: logger)) == nil {
-                    try? await connection.close()
-                }
+                if (try? await unlock()) == nil { try? await connection.close() }
                 throw error
             }
         }
@@ -120,10 +116,7 @@ public struct ReportRepository: Sendable {
                 try await connection.query("DELETE FROM report_units WHERE experiment_key = \(key)", logger: logger)
                 touched = nil
             }
-            var written = 0
-            for try await count in try await connection.query(plan.insertState(touched: touched), logger: logger).decode(Int.self) {
-                written = count
-            }
+            let written = try await connection.query(plan.insertState(touched: touched), logger: logger).value(Int.self) ?? 0
             // Fresh statistics, or the planner takes a rebuilt state for a few rows.
             if previous == nil { try await connection.query("ANALYZE report_units", logger: logger) }
             return previous == nil ? .rebuilt(units: written) : .folded(units: written)
@@ -153,16 +146,15 @@ enum ReportState {
             SELECT least(now() - interval '1 second', min(xact_start) - interval '1 second')
             FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
             """, logger: database.logger)
-        for try await watermark in rows.decode(Date.self) { return watermark }
-        throw StoredDataError(description: "pg_stat_activity gave no watermark")
+        guard let watermark = try await rows.value(Date.self) else { throw StoredDataError(description: "pg_stat_activity gave no watermark") }
+        return watermark
     }
 
     /// The state's watermark when it exists and was computed for `signature`.
     static func watermark(_ connection: PostgresConnection, experiment: String, signature: String, logger: Logger) async throws -> Date? {
-        let rows = try await connection.query(
-            "SELECT watermark FROM report_states WHERE experiment_key = \(experiment) AND signature = \(signature)", logger: logger)
-        for try await watermark in rows.decode(Date.self) { return watermark }
-        return nil
+        try await connection.query(
+            "SELECT watermark FROM report_states WHERE experiment_key = \(experiment) AND signature = \(signature)", logger: logger
+        ).value(Date.self)
     }
 
     /// Units that may have changed since `watermark`: the units of events received since, and of
@@ -211,9 +203,8 @@ struct ReportSQL {
         var b = Binder()
         let key = b.bind(experiment.key)
         let window = window("e.ts", query, &b, selectsUnits: true)
-        var claims = false
         let claimed = b.query("SELECT EXISTS (SELECT 1 FROM events e WHERE e.experiment_key = \(key)\(window))")
-        for try await exists in try await connection.query(claimed, logger: logger).decode(Bool.self) { claims = exists }
+        let claims = try await connection.query(claimed, logger: logger).value(Bool.self) ?? false
         return ReportSQL(experiment: experiment, metrics: metrics, query: query, claims: claims)
     }
 

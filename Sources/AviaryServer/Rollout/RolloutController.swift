@@ -61,11 +61,7 @@ struct RolloutController: Service {
     struct LeadershipLost: Error {}
 
     static func tryLock(_ connection: PostgresConnection, logger: Logger) async throws -> Bool {
-        var got = false
-        for try await locked in try await connection.query("SELECT pg_try_advisory_lock(\(leaderLock))", logger: logger).decode(Bool.self) {
-            got = locked
-        }
-        return got
+        try await connection.query("SELECT pg_try_advisory_lock(\(leaderLock))", logger: logger).value(Bool.self) ?? false
     }
 
     /// Decides and applies every active rollout once. A failure on one does not stop the others.

@@ -8,28 +8,61 @@ public struct EventRepository: Sendable {
     let database: AviaryDatabase
 
     /// Stores a validated batch; events already stored (same id and ts) are counted, not stored again.
+    /// Events naming an experiment and a variant are exposures too: they join the exposure
+    /// history in the same transaction.
     public func insert(_ events: [Event]) async throws -> (accepted: Int, duplicates: Int) {
         guard !events.isEmpty else { return (0, 0) }
-        // Absent optional texts travel as empty strings (PostgresNIO binds no arrays of optionals)
-        // and become NULL; validation never lets an empty string through as a value.
-        // One row back (how many were stored), not one per stored event.
-        let rows = try await database.client.query(
-            """
-            WITH stored AS (
-            INSERT INTO events (id, ts, type, user_id, anonymous_id, value, model, app_version, experiment_key, variant, props)
-            SELECT id, ts, type, NULLIF(u, ''), NULLIF(a, ''), value, NULLIF(m, ''), NULLIF(v, ''), NULLIF(e, ''), NULLIF(x, ''), NULLIF(p, '')::jsonb
-            FROM unnest(\(events.map(\.id))::uuid[], \(events.map(\.ts))::timestamptz[], \(events.map(\.type))::text[],
-                        \(events.map { $0.userID ?? "" })::text[], \(events.map { $0.anonymousID ?? "" })::text[],
-                        \(events.map(\.value))::float8[], \(events.map { $0.model ?? "" })::text[], \(events.map { $0.appVersion ?? "" })::text[],
-                        \(events.map { $0.experiment ?? "" })::text[], \(events.map { $0.variant ?? "" })::text[], \(events.map { $0.props ?? "" })::text[])
-                 AS b(id, ts, type, u, a, value, m, v, e, x, p)
-            ON CONFLICT DO NOTHING
-            RETURNING 1
-            )
-            SELECT count(*)::int8 FROM stored
-            """, logger: database.logger)
-        let accepted = try await rows.value(Int.self) ?? 0
+        let claims = events.filter { $0.experiment != nil && $0.variant != nil }
+        let accepted: Int
+        if claims.isEmpty {
+            accepted = try await database.client.query(Self.insertStatement(events), logger: database.logger).value(Int.self) ?? 0
+        } else {
+            accepted = try await database.transaction { connection in
+                let accepted = try await connection.query(Self.insertStatement(events), logger: database.logger).value(Int.self) ?? 0
+                try await ExposureRepository(database: database).record(try await exposures(claims, on: connection), on: connection)
+                return accepted
+            }
+        }
         return (accepted, events.count - accepted)
+    }
+
+    /// One multi-row insert answering one row: how many events were stored. Absent optional texts
+    /// travel as empty strings (PostgresNIO binds no arrays of optionals) and become NULL;
+    /// validation never lets an empty string through as a value.
+    static func insertStatement(_ events: [Event]) -> PostgresQuery {
+        """
+        WITH stored AS (
+        INSERT INTO events (id, ts, type, user_id, anonymous_id, value, model, app_version, experiment_key, variant, props)
+        SELECT id, ts, type, NULLIF(u, ''), NULLIF(a, ''), value, NULLIF(m, ''), NULLIF(v, ''), NULLIF(e, ''), NULLIF(x, ''), NULLIF(p, '')::jsonb
+        FROM unnest(\(events.map(\.id))::uuid[], \(events.map(\.ts))::timestamptz[], \(events.map(\.type))::text[],
+                    \(events.map { $0.userID ?? "" })::text[], \(events.map { $0.anonymousID ?? "" })::text[],
+                    \(events.map(\.value))::float8[], \(events.map { $0.model ?? "" })::text[], \(events.map { $0.appVersion ?? "" })::text[],
+                    \(events.map { $0.experiment ?? "" })::text[], \(events.map { $0.variant ?? "" })::text[], \(events.map { $0.props ?? "" })::text[])
+             AS b(id, ts, type, u, a, value, m, v, e, x, p)
+        ON CONFLICT DO NOTHING
+        RETURNING 1
+        )
+        SELECT count(*)::int8 FROM stored
+        """
+    }
+
+    /// The exposures that events naming an experiment make: each in the unit the experiment
+    /// counts (`aviary_event_unit`, migration 0008). Experiments that do not exist, and events
+    /// without that unit's id, make none.
+    private func exposures(_ claims: [Event], on connection: PostgresConnection) async throws -> [Exposure] {
+        let rows = try await connection.query(
+            """
+            SELECT b.i, aviary_event_unit(x.definition, NULLIF(b.u, ''), NULLIF(b.a, ''))
+            FROM unnest(\(Array(claims.indices))::int8[], \(claims.map { $0.experiment ?? "" })::text[],
+                        \(claims.map { $0.userID ?? "" })::text[], \(claims.map { $0.anonymousID ?? "" })::text[]) AS b(i, e, u, a)
+            JOIN experiments x ON x.key = b.e
+            """, logger: database.logger)
+        var exposures: [Exposure] = []
+        for try await (index, unit) in rows.decode((Int, String?).self) {
+            guard let unit, let experiment = claims[index].experiment, let variant = claims[index].variant else { continue }
+            exposures.append(Exposure(experiment: experiment, unit: unit, variant: variant, at: claims[index].ts, appVersion: claims[index].appVersion))
+        }
+        return exposures
     }
 
     /// Makes sure the monthly partitions around `date` exist, so new events do not pile up in

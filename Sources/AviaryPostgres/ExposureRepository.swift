@@ -3,7 +3,8 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// One unit's first assignment to a running experiment.
+/// A unit served a variant of an experiment at a time: by assignment, or by an event naming the
+/// experiment and the variant.
 public struct Exposure: Sendable, Hashable {
     public var experiment: String
     public var unit: String
@@ -12,7 +13,7 @@ public struct Exposure: Sendable, Hashable {
     public var country: String?
     public var appVersion: String?
 
-    public init(experiment: String, unit: String, variant: String, at: Date, country: String?, appVersion: String?) {
+    public init(experiment: String, unit: String, variant: String, at: Date, country: String? = nil, appVersion: String? = nil) {
         self.experiment = experiment
         self.unit = unit
         self.variant = variant
@@ -22,38 +23,67 @@ public struct Exposure: Sendable, Hashable {
     }
 }
 
+/// The exposure history (migration 0008): `exposure_history` holds every variant each unit was
+/// served, with the first time; `exposures` holds each unit's earliest exposure and whether it
+/// was served more than one variant, which is what A/B reports read.
 public struct ExposureRepository: Sendable {
     let database: AviaryDatabase
 
-    /// Writes a batch in one statement (arrays of values; an absent country or version travels as
-    /// an empty string and is stored as NULL). A unit already exposed keeps its earliest exposure, even
-    /// when replicas send theirs out of order.
-    public func insert(_ batch: [Exposure]) async throws {
+    /// Records a batch in one transaction. Replicas may send the same exposure again or out of
+    /// order: each variant keeps its earliest time and each unit its earliest exposure.
+    public func record(_ batch: [Exposure]) async throws {
         guard !batch.isEmpty else { return }
-        try await database.client.query(
+        try await database.transaction { connection in try await record(batch, on: connection) }
+    }
+
+    /// `record` inside the caller's transaction. Rows are written in key order, the history
+    /// first, so writers of overlapping batches wait for each other instead of deadlocking.
+    /// Absent countries and versions travel as empty strings and are stored as NULL.
+    func record(_ batch: [Exposure], on connection: PostgresConnection) async throws {
+        guard !batch.isEmpty else { return }
+        let (experiments, units, variants, times) = (batch.map(\.experiment), batch.map(\.unit), batch.map(\.variant), batch.map(\.at))
+        try await connection.query(
             """
-            INSERT INTO exposures AS x (experiment_key, unit, variant, first_at, country, app_version)
-            SELECT e, u, v, t, NULLIF(c, ''), NULLIF(a, '')
-            FROM unnest(\(batch.map(\.experiment))::text[], \(batch.map(\.unit))::text[], \(batch.map(\.variant))::text[],
-                        \(batch.map(\.at))::timestamptz[], \(batch.map { $0.country ?? "" })::text[], \(batch.map { $0.appVersion ?? "" })::text[])
-                 AS b(e, u, v, t, c, a)
+            INSERT INTO exposure_history AS h (experiment_key, unit, variant, first_at)
+            SELECT e, u, v, min(t) FROM unnest(\(experiments)::text[], \(units)::text[], \(variants)::text[], \(times)::timestamptz[]) AS b(e, u, v, t)
+            GROUP BY e, u, v ORDER BY e, u, v
+            ON CONFLICT (experiment_key, unit, variant) DO UPDATE SET first_at = excluded.first_at WHERE excluded.first_at < h.first_at
+            """, logger: database.logger)
+        // Only what changes is written: an earlier first exposure, or a unit's second variant.
+        try await connection.query(
+            """
+            INSERT INTO exposures AS x (experiment_key, unit, variant, first_at, country, app_version, multiple)
+            SELECT e, u, (array_agg(v ORDER BY t, v COLLATE "C"))[1], min(t),
+                   NULLIF((array_agg(c ORDER BY t))[1], ''), NULLIF((array_agg(a ORDER BY t))[1], ''), count(DISTINCT v) > 1
+            FROM unnest(\(experiments)::text[], \(units)::text[], \(variants)::text[], \(times)::timestamptz[],
+                        \(batch.map { $0.country ?? "" })::text[], \(batch.map { $0.appVersion ?? "" })::text[]) AS b(e, u, v, t, c, a)
+            GROUP BY e, u ORDER BY e, u
             ON CONFLICT (experiment_key, unit) DO UPDATE
-                SET variant = excluded.variant, first_at = excluded.first_at, country = excluded.country, app_version = excluded.app_version,
+                SET variant = CASE WHEN excluded.first_at < x.first_at THEN excluded.variant ELSE x.variant END,
+                    country = CASE WHEN excluded.first_at < x.first_at THEN excluded.country ELSE x.country END,
+                    app_version = CASE WHEN excluded.first_at < x.first_at THEN excluded.app_version ELSE x.app_version END,
+                    first_at = least(x.first_at, excluded.first_at),
+                    multiple = x.multiple OR excluded.multiple OR excluded.variant <> x.variant,
                     recorded_at = now()
-                WHERE excluded.first_at < x.first_at
+                WHERE excluded.first_at < x.first_at OR (NOT x.multiple AND (excluded.multiple OR excluded.variant <> x.variant))
             """, logger: database.logger)
     }
 
-    /// Units exposed per variant; with `since`, only those first exposed at or after it.
-    public func count(experiment: String, since: Date? = nil) async throws -> [String: Int] {
+    /// Units ever served each variant of an experiment (a unit served two counts in both).
+    public func count(experiment: String) async throws -> [String: Int] {
         let rows = try await database.client.query(
-            """
-            SELECT variant, count(*)::int FROM exposures
-            WHERE experiment_key = \(experiment) AND (\(since)::timestamptz IS NULL OR first_at >= \(since))
-            GROUP BY variant
-            """, logger: database.logger)
+            "SELECT variant, count(*)::int FROM exposure_history WHERE experiment_key = \(experiment) GROUP BY variant", logger: database.logger)
         var result: [String: Int] = [:]
         for try await (variant, n) in rows.decode((String, Int).self) { result[variant] = n }
         return result
+    }
+
+    /// A unit's history in an experiment.
+    public func history(experiment: String, unit: String) async throws -> ExposureHistory {
+        let rows = try await database.client.query(
+            "SELECT variant, first_at FROM exposure_history WHERE experiment_key = \(experiment) AND unit = \(unit)", logger: database.logger)
+        var history = ExposureHistory()
+        for try await (variant, at) in rows.decode((String, Date).self) { history.record(variant, at: at) }
+        return history
     }
 }

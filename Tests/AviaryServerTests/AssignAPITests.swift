@@ -158,7 +158,7 @@ extension HTTPField.Name {
         }
     }
 
-    @Test func exposuresAreRecordedOncePerUnitForParticipantsOnly() async throws {
+    @Test func exposuresAreRecordedOncePerUnitAndVariantForParticipantsOnly() async throws {
         try await TestApp.run { app in
             try await app.startChatRelease()
             for _ in 0..<3 {
@@ -168,6 +168,16 @@ extension HTTPField.Name {
             try await app.request(.get, "/v1/assign")
             try await app.waitUntil { try await app.database.exposures.count(experiment: "chat-release")["canary"] == 40 }
             #expect(try await app.database.exposures.count(experiment: "chat-release") == ["canary": 40])
+            // Ten of them leave the staff cohort and get the catch-all's variant: a second
+            // exposure each, whichever that variant is.
+            var moved = 0
+            for i in 0..<10 {
+                let r = try await app.request(.get, "/v1/assign?user=u-\(i)", headers: [.init("CF-IPCountry")!: "SG"])
+                if try r.json()["assignments"]?["chat-release"]?["variant"]?.stringValue != "canary" { moved += 1 }
+            }
+            #expect(moved > 0)
+            let expected = 40 + moved
+            try await app.waitUntil { try await app.database.exposures.count(experiment: "chat-release").values.reduce(0, +) == expected }
             let rows = try await app.database.client.query("SELECT count(*)::int FROM exposures WHERE country = 'SG' AND unit LIKE 'u-%'")
             for try await n in rows.decode(Int.self) { #expect(n == 40) }
         }

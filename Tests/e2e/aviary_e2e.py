@@ -160,9 +160,28 @@ def replace_experiment(server: Server, key: str, change: Callable[[dict], None])
     return expect(r, 200).json()
 
 
+def get_experiment(server: Server, key: str) -> dict:
+    """`GET /v1/experiments/{key}` with the admin key."""
+    return expect(admin(server).get(f"/v1/experiments/{key}"), 200).json()
+
+
 # ---------------------------------------------------------------------------
 # Shared experiment definitions
 # ---------------------------------------------------------------------------
+
+
+def canary_rollout(key: str, rollout: dict) -> dict:
+    """An experiment whose catch-all split starts with every unit in `stable`, for `rollout` to
+    walk `canary` through (docs/api.md, "Rollouts")."""
+    return {
+        "key": key,
+        "unit": "user_id",
+        "variants": [{"key": "stable", "value": "v1"}, {"key": "canary", "value": "v2"}],
+        "control": "stable",
+        "rules": [{"name": "everyone", "serve": {"split": [{"variant": "stable", "weight": 100}]}}],
+        "rollout": rollout,
+    }
+
 
 # SPEC 4's example, verbatim except `metrics` (it names metric definitions that this suite
 # does not create) and the server-owned `status`/`revision`.

@@ -18,24 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from aviary_e2e import Api, Server, admin, create_client_key, create_experiment, dumps, expect, poll_until
+from aviary_e2e import canary_rollout as canary, get_experiment as state
 
 TICK = "0.3"
 REPLICATION_DEADLINE = 1.0
-
-
-def canary(key: str, rollout: dict) -> dict:
-    return {
-        "key": key,
-        "unit": "user_id",
-        "variants": [{"key": "stable", "value": "v1"}, {"key": "canary", "value": "v2"}],
-        "control": "stable",
-        "rules": [{"name": "everyone", "serve": {"split": [{"variant": "stable", "weight": 100}]}}],
-        "rollout": rollout,
-    }
-
-
-def state(server: Server, key: str) -> dict:
-    return expect(admin(server).get(f"/v1/experiments/{key}"), 200).json()
 
 
 def split_of(doc: dict) -> dict:

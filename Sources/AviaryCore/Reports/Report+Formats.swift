@@ -12,6 +12,8 @@ extension Report {
             "from": query.from.map { .string(Timestamp.format($0)) } ?? .null,
             "to": query.to.map { .string(Timestamp.format($0)) } ?? .null,
             "exposed_units": .object(exposed),
+            "multiple_exposures": .number(Double(multipleExposures)),
+            "multiple_exposures_warning": .bool(multipleExposuresWarning),
             "srm_p_value": Self.number(srm.pValue),
             "srm_warning": .bool(srmWarning),
             "srm_note": srm.note.map(JSON.string) ?? .null,

@@ -32,8 +32,17 @@ public struct Report: Sendable {
     public var experiment: String
     public var control: String
     public var query: ReportQuery
-    /// Exposed units per variant, in the experiment's variant order.
+    /// Exposed units per variant, in the experiment's variant order: units served that variant
+    /// and no other.
     public var exposedUnits: [(variant: String, units: Int)]
+    /// Units served more than one variant, left out of every group (`ExposureHistory`).
+    public var multipleExposures: Int
+    /// Above this share of exposed units, multiple exposures are flagged.
+    public static let multipleExposuresThreshold = 0.01
+    public var multipleExposuresWarning: Bool {
+        let exposed = multipleExposures + exposedUnits.reduce(0) { $0 + $1.units }
+        return exposed > 0 && Double(multipleExposures) > Self.multipleExposuresThreshold * Double(exposed)
+    }
     public var srm: ChiSquare.GoodnessOfFit
     /// Below this p-value the split is flagged (`srm_warning`).
     public static let srmThreshold = 0.001
@@ -56,11 +65,12 @@ public enum ReportBuilder {
 
     /// - Parameters:
     ///   - metrics: the defined metrics among `metricKeys(of:)`, by key.
-    ///   - exposedUnits: units exposed per variant in the window.
+    ///   - exposedUnits: units exposed per variant in the window (served no other variant).
+    ///   - multipleExposures: units served more than one variant.
     ///   - aggregates: one per group that has attributed events.
     public static func build(
         experiment: ExperimentDefinition, metrics: [String: Metric], query: ReportQuery,
-        exposedUnits: [String: Int], aggregates: [GroupAggregate], rollout: JSON? = nil
+        exposedUnits: [String: Int], multipleExposures: Int = 0, aggregates: [GroupAggregate], rollout: JSON? = nil
     ) -> Report {
         let keys = metricKeys(of: experiment)
         var byKey: [ReportGroupKey: GroupAggregate] = [:]
@@ -123,7 +133,7 @@ public enum ReportBuilder {
         return Report(
             experiment: experiment.key, control: experiment.control, query: query,
             exposedUnits: experiment.variants.map { ($0.key, exposedUnits[$0.key, default: 0]) },
-            srm: srm, groups: groups, rollout: rollout)
+            multipleExposures: multipleExposures, srm: srm, groups: groups, rollout: rollout)
     }
 
     /// A treatment group's metric against the control group's.

@@ -13,17 +13,25 @@ public struct ReportQuery: Sendable, Hashable {
     /// Exposures and events at or after `from` and before `to` count.
     public var from: Date?
     public var to: Date?
-    /// Whether `from`/`to` also select the units (by first exposure). Reports say yes; rollout
-    /// guardrails say no: every unit exposed so far, with its events of the current step.
-    public var windowsExposures: Bool
+    public var attribution: Attribution
 
-    public init(dimensions: [ReportDimension] = [.variant], from: Date? = nil, to: Date? = nil, windowsExposures: Bool = true) {
+    /// Which units and events count, and for which variant (`ExposureHistory`).
+    public enum Attribution: Sendable, Hashable {
+        /// An A/B report: units served exactly one variant, first exposed in the window, with
+        /// their events from that exposure on.
+        case firstExposure
+        /// A rollout step: every event in the window, for the variant its unit was served at the
+        /// event's time; a group's units are the units with such events.
+        case servedAt
+    }
+
+    public init(dimensions: [ReportDimension] = [.variant], from: Date? = nil, to: Date? = nil, attribution: Attribution = .firstExposure) {
         var set = Set(dimensions)
         set.insert(.variant)
         self.dimensions = ReportDimension.allCases.filter(set.contains)
         self.from = from
         self.to = to
-        self.windowsExposures = windowsExposures
+        self.attribution = attribution
     }
 
     public var groupsByModel: Bool { dimensions.contains(.model) }

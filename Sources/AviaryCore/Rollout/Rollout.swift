@@ -146,7 +146,8 @@ public enum RolloutMachine {
     /// - Parameters:
     ///   - observations: guardrail metrics of the current step, by metric key; a missing
     ///     metric or value cannot break a guardrail (there is nothing to judge yet).
-    ///   - rolledUnits: units exposed to the rolled variant during the current step.
+    ///   - rolledUnits: units counted in the rolled variant with at least one event during the
+    ///     current step (returning units count).
     ///   - approved: whether the gate before the next step has been passed.
     public static func decide(
         plan: RolloutPlan, state: RolloutState, now: Date, observations: [String: GuardrailObservation],

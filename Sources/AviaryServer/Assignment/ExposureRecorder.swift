@@ -5,19 +5,40 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-/// Records first exposures off the request path: requests hand them over in memory, a
-/// background loop writes them in batches, and graceful shutdown flushes what is left.
-/// Units seen recently are skipped before they reach the queue; the database keeps the
-/// earliest exposure of each unit in any case.
+/// Records exposures off the request path: requests hand them over in memory, a background
+/// loop writes them in batches, and graceful shutdown flushes what is left. The recorder
+/// remembers the last variant it recorded for each recent (experiment, unit), so a unit served
+/// the same variant again costs a lookup and no write: writes follow changes of variant. The
+/// database keeps each variant's earliest exposure in any case (`ExposureRepository`).
 public final class ExposureRecorder: Service, Sendable {
     struct State {
+        /// (experiment, unit) pairs per generation; at most twice this many are remembered.
+        var capacity = 500_000
         var pending: [Exposure] = []
-        var recent: Set<Int> = []
+        /// Hash of (experiment, unit) → hash of the variant last recorded, in two generations:
+        /// when `recent` is full it becomes `older` and the oldest generation is forgotten, so
+        /// units seen lately stay remembered.
+        var recent: [Int: Int] = [:]
+        var older: [Int: Int] = [:]
         var dropped = 0
+
+        /// Whether `variant` is news for `unit`: not the variant last recorded. Remembers it.
+        mutating func isChange(_ unit: Int, _ variant: Int) -> Bool {
+            let last = recent[unit]
+            if last == variant { return false }
+            remember(unit, variant)
+            return (last ?? older[unit]) != variant
+        }
+
+        mutating func remember(_ unit: Int, _ variant: Int) {
+            if recent.count >= capacity, recent[unit] == nil {
+                swap(&recent, &older)
+                recent.removeAll(keepingCapacity: true)
+            }
+            recent[unit] = variant
+        }
     }
 
-    /// Recent (experiment, unit) pairs remembered to skip repeats; cleared when full.
-    static let recentCapacity = 1_000_000
     /// Exposures waiting for the database; beyond this they are dropped and counted.
     static let maxPending = 200_000
     static let batchSize = 5_000
@@ -33,27 +54,27 @@ public final class ExposureRecorder: Service, Sendable {
         self.logger = logger
     }
 
-    /// Queues the exposures among `assignments`; cheap enough for every request.
+    /// Queues the exposures among `assignments` whose variant changed; cheap enough for every
+    /// request.
     func record(_ assignments: some Sequence<Assignment>, context: AssignmentContext, at time: Date = Date()) {
-        // Hash first and build exposures only for pairs not seen recently: after warm-up a
-        // request costs one lock and a set lookup per experiment.
-        var candidates: [(key: Int, assignment: Assignment, unit: String)] = []
+        // Hash first and build exposures only for changes: after warm-up a request costs one
+        // lock and a dictionary lookup per experiment.
+        var candidates: [(unitKey: Int, variantKey: Int, assignment: Assignment, unit: String)] = []
         for a in assignments where a.inExperiment {
             guard let unit = a.unit else { continue }
             var hasher = Hasher()
             hasher.combine(a.experiment.key)
             hasher.combine(unit)
-            candidates.append((hasher.finalize(), a, unit))
+            candidates.append((hasher.finalize(), a.variantKey.hashValue, a, unit))
         }
         guard !candidates.isEmpty else { return }
-        let fresh: [Int] = state.withLock { state in
-            if state.recent.count + candidates.count > Self.recentCapacity { state.recent.removeAll(keepingCapacity: true) }
-            return candidates.indices.filter { state.recent.insert(candidates[$0].key).inserted }
+        let changed: [Int] = state.withLock { state in
+            candidates.indices.filter { state.isChange(candidates[$0].unitKey, candidates[$0].variantKey) }
         }
-        guard !fresh.isEmpty else { return }
+        guard !changed.isEmpty else { return }
         let country = context.attributes["country"]?.text
         let appVersion = context.attributes["app_version"]?.text
-        let exposures = fresh.map { i in
+        let exposures = changed.map { i in
             let c = candidates[i]
             return Exposure(experiment: c.assignment.experiment.key, unit: c.unit, variant: c.assignment.variantKey, at: time, country: country, appVersion: appVersion)
         }
@@ -61,6 +82,8 @@ public final class ExposureRecorder: Service, Sendable {
             let room = max(0, Self.maxPending - state.pending.count)
             state.pending.append(contentsOf: exposures.prefix(room))
             state.dropped += max(0, exposures.count - room)
+            // A dropped change is forgotten, so the unit's next request queues it again.
+            for i in changed.dropFirst(room) { state.recent[candidates[i].unitKey] = nil }
         }
     }
 
@@ -88,7 +111,7 @@ public final class ExposureRecorder: Service, Sendable {
             if dropped > 0 { logger.error("exposure queue full; dropped exposures", metadata: ["count": "\(dropped)"]) }
             guard !batch.isEmpty else { return }
             do {
-                try await repository.insert(batch)
+                try await repository.record(batch)
             } catch {
                 logger.warning("could not write exposures; will retry", metadata: ["error": "\(String(reflecting: error))", "count": "\(batch.count)"])
                 state.withLock { state in state.pending.insert(contentsOf: batch, at: 0) }

@@ -53,7 +53,8 @@ struct ReportsController {
             }
             return ReportBuilder.build(
                 experiment: experiment.definition, metrics: Dictionary(uniqueKeysWithValues: ordered.map { ($0.key, $0) }),
-                query: query, exposedUnits: aggregates.exposedUnits, aggregates: aggregates.groups, rollout: rollout)
+                query: query, exposedUnits: aggregates.exposedUnits, multipleExposures: aggregates.multipleExposures,
+                aggregates: aggregates.groups, rollout: rollout)
         }
     }
 }

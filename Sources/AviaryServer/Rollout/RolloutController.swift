@@ -104,9 +104,9 @@ struct RolloutController: Service {
         }
     }
 
-    /// Guardrail metrics of the rolled variant and the control over the current step (every
-    /// exposed unit, with its events since the step began), and the units first exposed to the
-    /// rolled variant during the step.
+    /// Guardrail metrics of the rolled variant and the control over the current step, each
+    /// event counted for the variant its unit was served at the event's time, and the units
+    /// counted in the rolled variant with at least one event during the step.
     private func measure(
         _ definition: ExperimentDefinition, plan: RolloutPlan, since: Date
     ) async throws -> ([String: GuardrailObservation], Int) {
@@ -114,7 +114,7 @@ struct RolloutController: Service {
         let metrics = try await database.metrics.list().filter { keys.contains($0.key) }
         var scoped = definition
         scoped.metrics = ExperimentMetrics(guardrails: metrics.map(\.key))
-        let query = ReportQuery(from: since, windowsExposures: false)
+        let query = ReportQuery(from: since, attribution: .servedAt)
         let aggregates = try await database.reports.aggregate(experiment: scoped, metrics: metrics, query: query)
         let report = ReportBuilder.build(
             experiment: scoped, metrics: Dictionary(uniqueKeysWithValues: metrics.map { ($0.key, $0) }), query: query,
@@ -126,8 +126,7 @@ struct RolloutController: Service {
             let control = group(definition.control)?.metrics.first { $0.key == metric.key }
             observations[metric.key] = GuardrailObservation(value: rolled?.mean, controlValue: control?.mean)
         }
-        let stepUnits = try await database.exposures.count(experiment: definition.key, since: since)[plan.variant, default: 0]
-        return (observations, stepUnits)
+        return (observations, aggregates.exposedUnits[plan.variant, default: 0])
     }
 }
 

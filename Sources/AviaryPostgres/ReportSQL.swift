@@ -1,0 +1,372 @@
+import AviaryCore
+import Foundation
+import PostgresNIO
+
+/// The statements of one report, with their bindings. Only fixed SQL text is spliced in
+/// (column names chosen from enums); every value — experiment key, event types, `where`
+/// operands, q, times, units — is a bind parameter.
+///
+/// The plan that scales is a nested loop: the experiment's units, each reading its own events
+/// from the covering `events_user`/`events_anonymous` index (0005), split over parallel
+/// workers that aggregate per unit before gathering. An A/B report's units are the rows of
+/// `exposures` (one per unit) not marked `multiple`; a rollout step's are the intervals of
+/// `exposure_history` during which each unit was served one variant. Hash and merge joins are
+/// switched off: the planner's estimates would otherwise have it hash the events side or gather
+/// every joined row into one process. Quantiles, which read only their own event types, are a
+/// hash join of those events with the units.
+///
+/// The same per-unit values feed the report state (`ReportState`): written per unit by a
+/// refresh, and recomputed for the touched units when a report reads the state.
+struct ReportSQL {
+    static let columnsPerMetric = 6
+    /// `SET LOCAL` for every statement of a report. A JIT compile costs more than it saves on
+    /// these plans.
+    static let settings = [
+        "work_mem = '256MB'", "jit = off", "statement_timeout = '55s'", "parallel_setup_cost = 0", "parallel_tuple_cost = 0",
+        "enable_hashjoin = off", "enable_mergejoin = off",
+    ]
+
+    let experiment: ExperimentDefinition
+    let query: ReportQuery
+    let unitMetrics: [Metric]
+    let quantileMetrics: [Metric]
+    let dimensionCount: Int
+
+    init(experiment: ExperimentDefinition, metrics: [Metric], query: ReportQuery) {
+        self.experiment = experiment
+        self.query = query
+        unitMetrics = metrics.filter { $0.kind != .quantile }
+        quantileMetrics = metrics.filter { $0.kind == .quantile }
+        dimensionCount = 1 + (query.groupsByModel ? 1 : 0) + (query.groupsByAppVersion ? 1 : 0)
+    }
+
+    /// Whether the report state can answer: the standing A/B report, per variant, no window.
+    var readsState: Bool {
+        query.attribution == .firstExposure && query.variantOnly && query.from == nil && query.to == nil
+    }
+
+    /// Per-unit grouping (with the unit) and per-group grouping, over the attributed rows `e`.
+    private var dimensions: [(column: String, name: String)] {
+        var dimensions = [("e.unit_variant", "variant")]
+        if query.groupsByModel { dimensions.append(("e.model", "model")) }
+        if query.groupsByAppVersion { dimensions.append(("e.app_version", "app_version")) }
+        return dimensions
+    }
+
+    /// Units exposed in the window per variant; a NULL variant counts the units served more
+    /// than one (A/B reports).
+    var exposedUnits: PostgresQuery {
+        var b = Binder()
+        let key = b.bind(experiment.key)
+        let window = Self.window("x.first_at", query, &b)
+        let single = servedOneVariant(&b)
+        return b.query(
+            """
+            SELECT CASE WHEN \(single) THEN x.variant END, count(*)::int8 FROM exposures x
+            WHERE x.experiment_key = \(key)\(window) GROUP BY 1
+            """)
+    }
+
+    /// Per group: units with events, events, and `columnsPerMetric` columns per unit metric.
+    var perGroup: PostgresQuery {
+        var b = Binder()
+        let perUnit = perUnitValues(&b).enumerated().map { "\($1) AS v\($0)" }
+        let unitsSQL = units(&b)
+        let from = attributed(&b)
+        let selectDimensions = dimensions.map { "\($0.column) AS \($0.name)" }.joined(separator: ", ")
+        let outerDimensions = dimensions.map(\.name).joined(separator: ", ")
+        return b.query(
+            """
+            WITH \(unitsSQL),
+            per_unit AS (
+                SELECT \(selectDimensions), count(*) AS events\(perUnit.map { ", " + $0 }.joined())
+                \(from)
+                GROUP BY \(dimensions.map(\.column).joined(separator: ", ")), e.unit_key
+            )
+            SELECT \(outerDimensions), count(*)::int8, sum(events)::int8\(perGroupColumns { "v\($0)" }.map { ", " + $0 }.joined())
+            FROM per_unit GROUP BY \(outerDimensions)
+            """)
+    }
+
+    /// Per group: the events and value of each quantile metric; nil without quantile metrics.
+    var quantiles: PostgresQuery? {
+        guard !quantileMetrics.isEmpty else { return nil }
+        var b = Binder()
+        var columns: [String] = []
+        for metric in quantileMetrics {
+            let type = b.bind(metric.event ?? "")
+            columns.append(
+                "count(*) FILTER (WHERE e.type = \(type))::int8, "
+                    + "percentile_cont(\(b.bind(metric.quantile ?? 0.5))::float8) WITHIN GROUP (ORDER BY e.value) FILTER (WHERE e.type = \(type))")
+        }
+        let types = b.bind(quantileMetrics.map { $0.event ?? "" })
+        let unitsSQL = units(&b)
+        let from = attributed(&b)
+        let groupDimensions = dimensions.map(\.column).joined(separator: ", ")
+        return b.query(
+            """
+            WITH \(unitsSQL)
+            SELECT \(groupDimensions), \(columns.joined(separator: ", "))
+            \(from) AND e.type = ANY(\(types))
+            GROUP BY \(groupDimensions)
+            """)
+    }
+
+    func column(_ kind: UnitKind) -> String { kind == .userID ? "e.user_id" : "e.anonymous_id" }
+
+    /// The experiment's units as `units` (unit, variant, first_at, and for a rollout step
+    /// until): for an A/B report each unit served one variant, first exposed in the window; for
+    /// a rollout step each stretch of time [first_at, until) during which a unit was served one
+    /// variant (`ExposureHistory.variant(at:)`) and that overlaps the window. With `only` (a
+    /// bound text[]), just those units.
+    func units(_ b: inout Binder, only: String? = nil) -> String {
+        let key = b.bind(experiment.key)
+        switch query.attribution {
+        case .firstExposure:
+            let window = Self.window("x.first_at", query, &b)
+            let onlyUnits = only.map { " AND x.unit = ANY(\($0))" } ?? ""
+            let single = servedOneVariant(&b)
+            return "units AS (SELECT x.unit, x.variant, x.first_at FROM exposures x WHERE x.experiment_key = \(key)\(window)\(onlyUnits) AND \(single))"
+        case .servedAt:
+            var overlaps: [String] = []
+            if let from = query.from { overlaps.append("(s.until IS NULL OR s.until > \(b.bind(from)))") }
+            if let to = query.to { overlaps.append("s.first_at < \(b.bind(to))") }
+            return """
+                units AS (
+                    SELECT s.unit, s.variant, s.first_at, s.until FROM (
+                        SELECT h.unit, h.variant, h.first_at,
+                               lead(h.first_at) OVER (PARTITION BY h.unit ORDER BY h.first_at, h.variant COLLATE "C") AS until
+                        FROM exposure_history h WHERE h.experiment_key = \(key)
+                    ) s\(overlaps.isEmpty ? "" : " WHERE " + overlaps.joined(separator: " AND "))
+                )
+                """
+        }
+    }
+
+    /// Whether the `exposures` row `x` is a unit served one variant. With `to`, variants first
+    /// served at or after it do not count: a window's report does not change afterwards.
+    func servedOneVariant(_ b: inout Binder) -> String {
+        guard let to = query.to else { return "NOT x.multiple" }
+        return """
+            (NOT x.multiple OR NOT EXISTS (SELECT 1 FROM exposure_history h WHERE h.experiment_key = x.experiment_key \
+            AND h.unit = x.unit AND h.variant <> x.variant AND h.first_at < \(b.bind(to))))
+            """
+    }
+
+    /// Each unit's events while it was served its variant (from its first exposure on, for an
+    /// A/B report), as rows `e`. With a fallback unit an event belongs to its primary id when it
+    /// has one, else to its fallback id (as `aviary_event_unit`): two joins, each served by an
+    /// index (a COALESCE could not be). An event naming the experiment and another variant than
+    /// its unit's is left out (its own exposure makes such a unit one served several variants).
+    func attributed(_ b: inout Binder) -> String {
+        let key = b.bind(experiment.key)
+        var during = " AND e.ts >= u.first_at"
+        if query.attribution == .servedAt { during += " AND e.ts < coalesce(u.until, 'infinity'::timestamptz)" }
+        during += Self.window("e.ts", query, &b)
+        let columns = "u.variant AS unit_variant, u.unit AS unit_key, e.type, e.value, e.model, e.app_version, e.experiment_key, e.variant"
+        var walks = ["SELECT \(columns) FROM units u JOIN events e ON \(column(experiment.unit)) = u.unit\(during)"]
+        if let fallback = experiment.fallbackUnit {
+            walks.append(
+                "SELECT \(columns) FROM units u JOIN events e ON \(column(experiment.unit)) IS NULL AND \(column(fallback)) = u.unit\(during)")
+        }
+        return """
+            FROM (\(walks.joined(separator: " UNION ALL "))) e
+            WHERE e.type <> '$exposure' AND (e.experiment_key IS DISTINCT FROM \(key) OR e.variant = e.unit_variant)
+            """
+    }
+
+    /// Per-unit aggregates over the rows `e` of one unit: one per count/sum/mean/proportion
+    /// metric, two (numerator, denominator) per ratio metric, in metric order.
+    func perUnitValues(_ b: inout Binder) -> [String] {
+        var values: [String] = []
+        for metric in unitMetrics {
+            switch metric.kind {
+            case .count:
+                values.append("count(*) FILTER (WHERE e.type = \(b.bind(metric.event ?? "")))::float8")
+            case .sum:
+                values.append("coalesce(sum(e.value) FILTER (WHERE e.type = \(b.bind(metric.event ?? ""))), 0)")
+            case .mean:
+                values.append("avg(e.value) FILTER (WHERE e.type = \(b.bind(metric.event ?? "")))")
+            case .proportion:
+                var condition = "e.type = \(b.bind(metric.event ?? ""))"
+                if let filter = metric.filter, let op = Self.comparisons[filter.comparison] {
+                    condition += " AND e.value \(op) \(b.bind(filter.operand))"
+                }
+                values.append("(count(*) FILTER (WHERE \(condition)) > 0)::int::float8")
+            case .ratio:
+                values.append("coalesce(sum(e.value) FILTER (WHERE e.type = \(b.bind(metric.numerator ?? ""))), 0)")
+                values.append("coalesce(sum(e.value) FILTER (WHERE e.type = \(b.bind(metric.denominator ?? ""))), 0)")
+            case .quantile:
+                continue
+            }
+        }
+        return values
+    }
+
+    /// Per-group columns, `columnsPerMetric` per unit metric (n, mean, variance, and for a
+    /// ratio the denominator's mean and variance and the covariance), over the per-unit values
+    /// named by `value(i)` (the i-th of `perUnitValues`).
+    func perGroupColumns(_ value: (Int) -> String) -> [String] {
+        var columns: [String] = [], i = 0
+        for metric in unitMetrics {
+            let m = value(i)
+            columns.append("count(\(m))::int8, avg(\(m)), var_samp(\(m))")
+            if metric.kind == .ratio {
+                let d = value(i + 1)
+                columns.append("avg(\(d)), var_samp(\(d)), covar_samp(\(m), \(d))")
+                i += 2
+            } else {
+                columns.append("NULL::float8, NULL::float8, NULL::float8")
+                i += 1
+            }
+        }
+        return columns
+    }
+
+    /// What the state's values depend on: the unit columns and the metric definitions, in order.
+    var signature: String {
+        var parts = ["units=served-one-variant", "unit=\(experiment.unit.rawValue)", "fallback=\(experiment.fallbackUnit?.rawValue ?? "")"]
+        for metric in unitMetrics + quantileMetrics {
+            guard case .object(var definition) = metric.json else { continue }
+            for field in ["name", "description", "revision", "created_at", "updated_at"] { definition[field] = nil }
+            parts.append(JSON.object(definition).canonicalString())
+        }
+        return parts.joined(separator: "\n")
+    }
+
+    // MARK: Report state
+
+    /// Which columns of the state's per-unit rows a statement needs: a report's two statements
+    /// each recompute only their half for the touched units (the other half is NULL).
+    enum StateColumns { case all, metrics, quantiles }
+
+    /// The per-unit rows of the state (unit, variant, events, metrics, quantile slots and
+    /// values) for the units `units` selects, over rows `e`.
+    private func perUnitState(_ b: inout Binder, only: String?, columns: StateColumns = .all) -> String {
+        var metrics = "NULL::float8[]"
+        if columns != .quantiles {
+            let values = perUnitValues(&b)
+            metrics = values.isEmpty ? "'{}'::float8[]" : "ARRAY[\(values.joined(separator: ", "))]::float8[]"
+        }
+        var slots = "NULL::int2[]", quantileValues = "NULL::float8[]"
+        if columns != .metrics, !quantileMetrics.isEmpty {
+            var slotParts: [String] = [], valueParts: [String] = []
+            for (slot, metric) in quantileMetrics.enumerated() {
+                let agg = "array_agg(e.value) FILTER (WHERE e.type = \(b.bind(metric.event ?? "")))"
+                valueParts.append("coalesce(\(agg), '{}')")
+                slotParts.append("array_fill(\(slot)::int2, ARRAY[coalesce(cardinality(\(agg)), 0)])")
+            }
+            slots = slotParts.joined(separator: " || ")
+            quantileValues = valueParts.joined(separator: " || ")
+        }
+        let unitsSQL = units(&b, only: only)
+        var from = attributed(&b)
+        if columns == .quantiles { from += " AND e.type = ANY(\(b.bind(quantileMetrics.map { $0.event ?? "" })))" }
+        return """
+            WITH \(unitsSQL)
+            SELECT e.unit_key AS unit, e.unit_variant AS variant, count(*) AS events, \(metrics) AS metrics,
+                   \(slots) AS quantile_slots, \(quantileValues) AS quantile_values
+            \(from)
+            GROUP BY e.unit_variant, e.unit_key
+            """
+    }
+
+    /// Writes the state rows of every unit, or of `touched` ones; answers how many.
+    func insertState(touched: [String]?) -> PostgresQuery {
+        var b = Binder()
+        let key = b.bind(experiment.key)
+        let only = touched.map { b.bind($0) + "::text[]" }
+        let rows = perUnitState(&b, only: only)
+        return b.query(
+            """
+            WITH written AS (
+                INSERT INTO report_units (experiment_key, unit, variant, events, metrics, quantile_slots, quantile_values)
+                SELECT \(key), s.unit, s.variant, s.events, s.metrics, s.quantile_slots, s.quantile_values FROM (\(rows)) s
+                RETURNING 1
+            )
+            SELECT count(*)::int8 FROM written
+            """)
+    }
+
+    /// The experiment's units with events received, or exposures recorded, at or after
+    /// `watermark` (see `ReportState.touchedUnits`).
+    func touchedUnits(since watermark: Date) -> PostgresQuery {
+        var b = Binder()
+        let key = b.bind(experiment.key)
+        let since = b.bind(watermark)
+        var kinds = [experiment.unit]
+        if let fallback = experiment.fallbackUnit { kinds.append(fallback) }
+        let eventUnits = kinds.map { "SELECT \(column($0)) AS unit FROM events e WHERE e.received_at >= \(since) AND \(column($0)) IS NOT NULL" }
+        return b.query(
+            """
+            SELECT t.unit FROM (\(eventUnits.joined(separator: " UNION ALL "))) t
+            WHERE EXISTS (SELECT 1 FROM exposures x WHERE x.experiment_key = \(key) AND x.unit = t.unit)
+            UNION
+            SELECT x.unit FROM exposures x WHERE x.experiment_key = \(key) AND x.recorded_at >= \(since)
+            """)
+    }
+
+    /// The state's units but the touched ones, and the touched ones recomputed, as `all_units`.
+    private func stateUnits(_ b: inout Binder, touched: [String], columns: StateColumns) -> String {
+        let key = b.bind(experiment.key)
+        let only = b.bind(touched) + "::text[]"
+        let fresh = perUnitState(&b, only: only, columns: columns)
+        return """
+            all_units AS (
+                SELECT r.variant, r.events, r.metrics, r.quantile_slots, r.quantile_values FROM report_units r
+                WHERE r.experiment_key = \(key) AND NOT (r.unit = ANY(\(only)))
+                UNION ALL
+                SELECT f.variant, f.events, f.metrics, f.quantile_slots, f.quantile_values FROM (\(fresh)) f
+            )
+            """
+    }
+
+    /// `perGroup`, from the state.
+    func perGroupFromState(touched: [String]) -> PostgresQuery {
+        var b = Binder()
+        let all = stateUnits(&b, touched: touched, columns: .metrics)
+        return b.query(
+            """
+            WITH \(all)
+            SELECT variant, count(*)::int8, sum(events)::int8\(perGroupColumns { "metrics[\($0 + 1)]" }.map { ", " + $0 }.joined())
+            FROM all_units GROUP BY variant
+            """)
+    }
+
+    /// Quantiles from the state: per variant and quantile metric (slot), the number of values,
+    /// the values at ranks ⌊h⌋ and ⌊h⌋ + 1 (0-based, h = q·(n − 1)) and h, found from the
+    /// count of each distinct value; `addQuantileValues` interpolates as `percentile_cont`.
+    func quantilesFromState(touched: [String]) -> PostgresQuery? {
+        guard !quantileMetrics.isEmpty else { return nil }
+        var b = Binder()
+        let all = stateUnits(&b, touched: touched, columns: .quantiles)
+        let qs = b.bind(quantileMetrics.map { $0.quantile ?? 0.5 })
+        return b.query(
+            """
+            WITH \(all),
+            counted AS (
+                SELECT s.variant, s.slot, s.value, count(*) AS c
+                FROM (SELECT variant, unnest(quantile_slots) AS slot, unnest(quantile_values) AS value FROM all_units) s
+                GROUP BY 1, 2, 3
+            ),
+            ranked AS (
+                SELECT variant, slot, value, sum(c) OVER (PARTITION BY variant, slot ORDER BY value) AS upto,
+                       (sum(c) OVER (PARTITION BY variant, slot))::int8 AS n
+                FROM counted
+            ),
+            positioned AS (SELECT *, (\(qs)::float8[])[slot + 1] * (n - 1)::float8 AS h FROM ranked)
+            SELECT variant, slot, n, min(value) FILTER (WHERE upto > floor(h)), min(value) FILTER (WHERE upto > floor(h) + 1), min(h)
+            FROM positioned GROUP BY variant, slot, n
+            """)
+    }
+
+    static let comparisons = ["eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="]
+
+    /// ` AND column >= from AND column < to` for the query's window.
+    static func window(_ column: String, _ query: ReportQuery, _ b: inout Binder) -> String {
+        var sql = ""
+        if let from = query.from { sql += " AND \(column) >= \(b.bind(from))" }
+        if let to = query.to { sql += " AND \(column) < \(b.bind(to))" }
+        return sql
+    }
+}

@@ -5,7 +5,7 @@
 --
 -- Exposures: units 'u-1' … 'u-<units>' of experiment :experiment, control for even n and
 -- treatment for odd n, first exposed between 5 % and 50 % of the way from the start of the
--- current month to now. Events: :events rows over those units (unit 1 + (i * 7919) mod units, so
+-- current month to now, each served that one variant (one history row per unit). Events: :events rows over those units (unit 1 + (i * 7919) mod units, so
 -- every unit gets events/units of them), 90 % after the unit's exposure and 10 % before it,
 -- every ts in the current month and not after now, so all land in this month's partition.
 --
@@ -36,6 +36,10 @@ SELECT :'experiment', 'u-' || n,
        (ARRAY['CN', 'US', 'DE', 'JP'])[1 + n % 4],
        CASE WHEN n % 3 = 0 THEN '1.8.0' ELSE '1.9.0' END
 FROM generate_series(1::bigint, :units) AS n;
+
+\echo exposure history:
+INSERT INTO exposure_history (experiment_key, unit, variant, first_at)
+SELECT experiment_key, unit, variant, first_at FROM exposures WHERE experiment_key = :'experiment';
 
 \echo events:
 INSERT INTO events (id, ts, type, user_id, value, model, app_version)

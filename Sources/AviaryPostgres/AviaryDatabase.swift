@@ -7,11 +7,7 @@ import ServiceLifecycle
 /// The PostgreSQL side of Aviary: one connection pool, run as a service, and the helpers every
 /// repository shares.
 public final class AviaryDatabase: Service, Sendable {
-    /// Serialises configuration writes (experiments, cohorts) so that checks which read other
-    /// rows — cohort references, layer ranges, cohorts still in use — cannot race each other.
-    static let configLockKey: Int64 = 0x4176_6961_7279_4346  // "AviaryCF"
-
-    public let client: PostgresClient
+    let client: PostgresClient
     public let logger: Logger
 
     public init(configuration: PostgresClient.Configuration, logger: Logger) {
@@ -28,7 +24,7 @@ public final class AviaryDatabase: Service, Sendable {
     }
 
     public var experiments: ExperimentRepository { ExperimentRepository(database: self) }
-    public var cohorts: CohortRepository { CohortRepository(database: self) }
+    public var cohorts: ConfigObjectStore<Cohort> { ConfigObjectStore(database: self, table: ObjectTable()) }
     public var keys: APIKeyRepository { APIKeyRepository(database: self) }
     public var audit: AuditRepository { AuditRepository(database: self) }
     public var migrator: Migrator { Migrator(client: client, logger: logger) }
@@ -37,39 +33,65 @@ public final class AviaryDatabase: Service, Sendable {
     public var exposures: ExposureRepository { ExposureRepository(database: self) }
     public var reports: ReportRepository { ReportRepository(database: self) }
     public var events: EventRepository { EventRepository(database: self) }
-    public var metrics: MetricRepository { MetricRepository(database: self) }
+    public var metrics: ConfigObjectStore<Metric> { ConfigObjectStore(database: self, table: ObjectTable()) }
 
     /// Runs `body` in a transaction holding the configuration lock.
     func configTransaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         try await transaction { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.configLockKey))", logger: logger)
+            try await AdvisoryLock.configuration.lockForTransaction(on: connection, logger: logger)
             return try await body(connection)
         }
     }
 
-    /// Runs `body` in a transaction that commits when it returns and rolls back when it throws.
-    /// Unlike `PostgresClient.withTransaction` it rethrows the body's own error, so domain errors
-    /// reach the HTTP layer as themselves.
+    /// Runs `body` in a transaction on a pooled connection (`PostgresConnection.transaction`).
     func transaction<T: Sendable>(
         begin: PostgresQuery = "BEGIN", _ body: (PostgresConnection) async throws -> T
     ) async throws -> T {
-        try await client.withConnection { connection in try await transaction(on: connection, begin: begin, body) }
+        try await client.withConnection { connection in try await connection.transaction(begin: begin, logger: logger, body) }
     }
 
-    /// `body` in a transaction on `connection`: committed when it returns, rolled back when it throws.
-    nonisolated(nonsending) func transaction<T: Sendable>(
-        on connection: PostgresConnection, begin: PostgresQuery = "BEGIN", _ body: (PostgresConnection) async throws -> T
-    ) async throws -> T {
-        try await connection.query(begin, logger: logger)
-        let result: T
-        do {
-            result = try await body(connection)
-        } catch {
-            _ = try? await connection.query("ROLLBACK", logger: logger)
-            throw error
+    /// Holds a connection listening for configuration writes (`NOTIFY aviary_config`, sent by
+    /// each write when it commits): calls `notice` once listening has begun — notices sent while
+    /// disconnected are lost, so the caller reloads then — and on every notification. Returns or
+    /// throws when the connection ends.
+    public func listenForConfigChanges(_ notice: @Sendable () -> Void) async throws {
+        try await client.withConnection { connection in
+            try await connection.listen(on: ConfigRepository.channel) { notifications in
+                notice()
+                for try await _ in notifications { notice() }
+            }
         }
-        try await connection.query("COMMIT", logger: logger)
-        return result
+    }
+
+    /// Runs `body` while this server leads rollouts: it holds the leader lock, a session
+    /// advisory lock on a connection of its own, for as long as that session lives. Answers
+    /// false at once when another server leads. `body` is given `isHeld`, false once the
+    /// session has ended, and must return then; the session is ended when `body` returns or
+    /// throws, which releases the lock whatever state the connection is in.
+    public func withLeaderLock(_ body: (_ isHeld: @Sendable () -> Bool) async throws -> Void) async throws -> Bool {
+        try await client.withConnection { connection in
+            guard try await AdvisoryLock.rolloutLeader.tryLock(on: connection, logger: logger) else { return false }
+            do {
+                // No query checks the lock: one sent on a connection the server has terminated can
+                // wait forever.
+                try await body { !connection.isClosed }
+            } catch {
+                try? await connection.close()
+                throw error
+            }
+            try? await connection.close()
+            return true
+        }
+    }
+
+    /// Whether `error` means "not now": PostgreSQL cannot be reached or refuses work for a
+    /// while — connection failures, connection exceptions (08), insufficient resources (53),
+    /// operator intervention (57), a database refusing connections (55000).
+    public static func isUnavailable(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError else { return false }
+        guard error.code == .server else { return true }
+        let state = error.serverInfo?[.sqlState] ?? ""
+        return state.hasPrefix("08") || state.hasPrefix("53") || state.hasPrefix("57") || state == "55000"
     }
 
     /// True when the database answers and every migration file is applied.
@@ -113,13 +135,15 @@ extension PostgresRowSequence {
         for try await v in decode(T.self) { value = v }
         return value
     }
+
+    /// The one column of every row.
+    public func values<T: PostgresDecodable>(_ type: T.Type) async throws -> [T] {
+        var values: [T] = []
+        for try await v in decode(T.self) { values.append(v) }
+        return values
+    }
 }
 
 struct StoredDataError: Error, CustomStringConvertible {
     var description: String
-}
-
-/// Whether a `PUT` made a new object or replaced one (201 or 200).
-public enum PutOutcome: Sendable {
-    case created, updated
 }

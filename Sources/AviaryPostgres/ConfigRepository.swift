@@ -16,27 +16,16 @@ public struct ConfigRepository: Sendable {
 
     /// Reads active experiments, cohorts and opt-outs in one repeatable-read transaction.
     public func loadSnapshot() async throws -> ConfigSnapshot {
-        try await database.client.withConnection { connection in
-            try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
-            do {
-                let experiments = try await ExperimentRepository.decode(
-                    try await connection.query(
-                        "SELECT \(unescaped: ExperimentRepository.columns) FROM experiments WHERE archived_at IS NULL AND status <> 'draft' ORDER BY key",
-                        logger: logger))
-                let cohorts = try await CohortRepository.decode(
-                    try await connection.query("SELECT \(unescaped: CohortRepository.columns) FROM cohorts ORDER BY key", logger: logger))
-                var optedOut: Set<String> = []
-                for try await unit in try await connection.query("SELECT unit FROM opt_outs", logger: logger).decode(String.self) {
-                    optedOut.insert(unit)
-                }
-                try await connection.query("COMMIT", logger: logger)
-                return ConfigSnapshot(
-                    revision: Self.revision(experiments: experiments, cohorts: cohorts, optedOut: optedOut), experiments: experiments, cohorts: cohorts,
-                    optedOut: optedOut)
-            } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
-                throw error
-            }
+        try await database.transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { connection in
+            let experiments = try await ExperimentRepository.decode(
+                try await connection.query(
+                    "SELECT \(unescaped: ExperimentRepository.columns) FROM experiments WHERE archived_at IS NULL AND status <> 'draft' ORDER BY key",
+                    logger: logger))
+            let cohorts = try await Cohort.decode(try await connection.query(PostgresQuery(unsafeSQL: Cohort.selectAll + " ORDER BY key"), logger: logger))
+            let optedOut = Set(try await connection.query("SELECT unit FROM opt_outs", logger: logger).values(String.self))
+            return ConfigSnapshot(
+                revision: Self.revision(experiments: experiments, cohorts: cohorts, optedOut: optedOut), experiments: experiments, cohorts: cohorts,
+                optedOut: optedOut)
         }
     }
 

@@ -10,27 +10,19 @@ public struct ExperimentRepository: Sendable {
 
     static let columns = "key, definition::text, status, winner, revision, created_at, updated_at, archived_at, rollout_state::text"
 
-    public func create(_ body: JSON, actor: String?) async throws -> Experiment {
+    /// Runs one command as one unit of work, in one transaction under the configuration lock:
+    /// load the experiment `key` for update, apply the command (`Experiment.apply`, where every
+    /// rule of a write lives), save the result with its revision and audit line, record the
+    /// rollout's history and `NOTIFY` every replica. Nil when a rollout decision came too late.
+    public func execute(_ command: ExperimentCommand, key: String, actor: String?, now: Date = Date()) async throws -> ExperimentChange? {
         try await database.configTransaction { connection in
-            let context = try await validationContext(on: connection)
-            let definition = try Self.validated(ExperimentValidator.validate(body, context: context))
-            if let existing = try await fetch(definition.key, on: connection, forUpdate: true) {
-                throw AviaryError.conflict(
-                    existing.isArchived
-                        ? "experiment \"\(definition.key)\" exists (archived); keys are never reused"
-                        : "experiment \"\(definition.key)\" already exists")
+            let current = try await fetch(key, on: connection, forUpdate: true)
+            let validation = command.validatesDefinition ? try await validationContext(on: connection) : ExperimentValidationContext(knownCohorts: nil)
+            guard let change = try Experiment.apply(command, key: key, to: current, context: CommandContext(validation: validation, now: now)) else {
+                return nil
             }
-            let now = Date()
-            let experiment = Experiment(definition: definition, status: .draft, revision: 1, createdAt: now, updatedAt: now)
-            try await connection.query(
-                """
-                INSERT INTO experiments (key, definition, status, winner, revision, cohort_refs, layer, layer_start, layer_end, created_at, updated_at)
-                VALUES (\(definition.key), \(JSON.object(definition.json).canonicalString())::jsonb, \(experiment.status.rawValue), NULL, 1,
-                        \(Array(definition.cohortReferences).sorted()), \(definition.layer), \(definition.layerRange?.start), \(definition.layerRange?.end),
-                        \(now), \(now))
-                """, logger: logger)
-            try await record(experiment, action: "create", before: nil, actor: actor, on: connection)
-            return experiment
+            try await store(change, actor: actor, on: connection)
+            return change
         }
     }
 
@@ -49,68 +41,6 @@ public struct ExperimentRepository: Sendable {
             ORDER BY key
             """, logger: logger)
         return try await Self.decode(rows)
-    }
-
-    /// Replaces the definition; `ifMatch` must name the current revision.
-    public func replace(_ key: String, with body: JSON, ifMatch: Int?, actor: String?) async throws -> Experiment {
-        guard let ifMatch else {
-            throw AviaryError.preconditionRequired("PUT needs If-Match: \"<revision>\" naming the revision you read")
-        }
-        return try await database.configTransaction { connection in
-            var experiment = try await current(key, ifMatch: ifMatch, on: connection)
-            let context = try await validationContext(on: connection)
-            let definition = try Self.validated(ExperimentValidator.validate(body, expectedKey: key, context: context))
-            let before = experiment
-            Self.replaceDefinition(of: &experiment, with: definition)
-            if let winner = experiment.winner, definition.variant(winner) == nil {
-                throw AviaryError.invalid(
-                    code: "invalid_experiment",
-                    issues: [ValidationIssue(path: "variants", message: "winner \"\(winner)\" of this stopped experiment must stay a variant")])
-            }
-            try await save(&experiment, action: "update", before: before, actor: actor, on: connection)
-            return experiment
-        }
-    }
-
-    /// Archives the experiment: it disappears from lists and assignment, and its key stays taken.
-    public func archive(_ key: String, ifMatch: Int?, actor: String?) async throws -> Experiment {
-        try await database.configTransaction { connection in
-            var experiment = try await current(key, ifMatch: ifMatch, on: connection)
-            let before = experiment
-            experiment.archivedAt = Date()
-            try await save(&experiment, action: "archive", before: before, actor: actor, on: connection)
-            return experiment
-        }
-    }
-
-    /// Applies a lifecycle action; only the transitions of `LifecycleAction.target(from:)` are legal.
-    public func transition(
-        _ key: String, action: LifecycleAction, winner: String?, reason: String? = nil, ifMatch: Int?, actor: String?
-    ) async throws -> Experiment {
-        try await database.configTransaction { connection in
-            var experiment = try await current(key, ifMatch: ifMatch, on: connection)
-            guard let target = action.target(from: experiment.status) else {
-                let allowed = action.allowedFrom.map(\.rawValue).joined(separator: " or ")
-                throw AviaryError.illegalTransition(
-                    "cannot \(action.rawValue) experiment \"\(key)\": it is \(experiment.status.rawValue), and \(action.rawValue) needs \(allowed)")
-            }
-            if let winner {
-                guard action == .stop else {
-                    throw AviaryError.invalid(code: "invalid_request", issues: [ValidationIssue(path: "winner", message: "only stop takes a winner")])
-                }
-                guard experiment.definition.variant(winner) != nil else {
-                    throw AviaryError.invalid(
-                        code: "invalid_request", issues: [ValidationIssue(path: "winner", message: "\"\(winner)\" is not one of the variants")])
-                }
-            }
-            let before = experiment
-            experiment.status = target
-            if action == .stop { experiment.winner = winner }
-            let event = Self.applyLifecycle(action, to: &experiment, reason: reason, now: Date())
-            try await save(&experiment, action: action.rawValue, before: before, actor: actor, on: connection)
-            if let event { try await recordRollout(event, experiment, actor: actor, on: connection) }
-            return experiment
-        }
     }
 
     public func revisions(_ key: String) async throws -> [ExperimentRevision] {
@@ -139,49 +69,39 @@ public struct ExperimentRepository: Sendable {
 
     // MARK: internals
 
-    static func validated(_ result: Result<ExperimentDefinition, ValidationFailure>) throws -> ExperimentDefinition {
-        switch result {
-        case .success(let d): return d
-        case .failure(let f): throw AviaryError.invalid(code: "invalid_experiment", issues: f.issues)
-        }
-    }
-
-    /// Loads a live experiment for a write, enforcing existence, not archived and `If-Match`.
-    private func current(_ key: String, ifMatch: Int?, on connection: PostgresConnection) async throws -> Experiment {
-        guard let experiment = try await fetch(key, on: connection, forUpdate: true) else {
-            throw AviaryError.notFound("experiment \"\(key)\" does not exist")
-        }
-        if experiment.isArchived { throw AviaryError.conflict("experiment \"\(key)\" is archived") }
-        if let ifMatch, ifMatch != experiment.revision { throw AviaryError.preconditionFailed(current: experiment.revision) }
-        return experiment
-    }
-
-    func save(_ experiment: inout Experiment, action: String, before: Experiment, actor: String?, on connection: PostgresConnection) async throws {
-        experiment.revision += 1
-        experiment.updatedAt = Date()
+    /// Writes a change: the experiment row (inserted or updated), its revision, the audit line,
+    /// the rollout's history and the notice. A change of guardrail readings alone updates the
+    /// rollout state and nothing else.
+    private func store(_ change: ExperimentChange, actor: String?, on connection: PostgresConnection) async throws {
+        let experiment = change.experiment
         let d = experiment.definition
+        guard let action = change.action else {
+            try await connection.query(
+                "UPDATE experiments SET rollout_state = \(Self.rolloutStateText(experiment))::jsonb WHERE key = \(d.key)", logger: logger)
+            return
+        }
         try await connection.query(
             """
-            UPDATE experiments SET definition = \(JSON.object(d.json).canonicalString())::jsonb, status = \(experiment.status.rawValue),
-                winner = \(experiment.winner), revision = \(experiment.revision), cohort_refs = \(Array(d.cohortReferences).sorted()),
-                layer = \(d.layer), layer_start = \(d.layerRange?.start), layer_end = \(d.layerRange?.end),
-                updated_at = \(experiment.updatedAt), archived_at = \(experiment.archivedAt),
-                rollout_state = \(Self.rolloutStateText(experiment))::jsonb
-            WHERE key = \(d.key)
+            INSERT INTO experiments (key, definition, status, winner, revision, cohort_refs, layer, layer_start, layer_end, created_at, updated_at,
+                                     archived_at, rollout_state)
+            VALUES (\(d.key), \(JSON.object(d.json).canonicalString())::jsonb, \(experiment.status.rawValue), \(experiment.winner), \(experiment.revision),
+                    \(Array(d.cohortReferences).sorted()), \(d.layer), \(d.layerRange?.start), \(d.layerRange?.end), \(experiment.createdAt),
+                    \(experiment.updatedAt), \(experiment.archivedAt), \(Self.rolloutStateText(experiment))::jsonb)
+            ON CONFLICT (key) DO UPDATE SET definition = excluded.definition, status = excluded.status, winner = excluded.winner,
+                revision = excluded.revision, cohort_refs = excluded.cohort_refs, layer = excluded.layer, layer_start = excluded.layer_start,
+                layer_end = excluded.layer_end, updated_at = excluded.updated_at, archived_at = excluded.archived_at,
+                rollout_state = excluded.rollout_state
             """, logger: logger)
-        try await record(experiment, action: action, before: before, actor: actor, on: connection)
-    }
-
-    private func record(_ experiment: Experiment, action: String, before: Experiment?, actor: String?, on connection: PostgresConnection) async throws {
         try await connection.query(
             """
             INSERT INTO experiment_revisions (experiment_key, revision, action, definition, status, winner, actor_key_id, at)
-            VALUES (\(experiment.key), \(experiment.revision), \(action), \(JSON.object(experiment.definition.json).canonicalString())::jsonb,
+            VALUES (\(experiment.key), \(experiment.revision), \(action), \(JSON.object(d.json).canonicalString())::jsonb,
                     \(experiment.status.rawValue), \(experiment.winner), \(actor), \(experiment.updatedAt))
             """, logger: logger)
         try await insertAudit(
             on: connection, logger: logger, actor: actor, action: "experiment.\(action)", targetType: "experiment", targetKey: experiment.key,
-            experiment: experiment.key, before: before?.json, after: experiment.json)
+            experiment: experiment.key, before: change.before?.json, after: experiment.json)
+        if let event = change.rolloutEvent { try await recordRollout(event, experiment, actor: actor, on: connection) }
         try await notifyConfigChanged(on: connection, logger: logger, what: "experiment")
     }
 

@@ -80,36 +80,32 @@ public enum MigrationError: Error, Equatable, CustomStringConvertible {
 /// Applies migrations in order, each in its own transaction, under an advisory lock so that
 /// concurrent runs (several replicas starting at once) apply each migration exactly once.
 public struct Migrator: Sendable {
-    static let lockKey: Int64 = 0x4176_6961_7279_4D47  // "AviaryMG"
-
-    public let client: PostgresClient
-    public let logger: Logger
-
-    public init(client: PostgresClient, logger: Logger) {
-        self.client = client
-        self.logger = logger
-    }
+    let client: PostgresClient
+    let logger: Logger
 
     /// Applies what is pending and returns the versions applied by this call.
     @discardableResult
     public func migrate(_ migrations: [Migration]) async throws -> [Int] {
         try await client.withConnection { connection in
-            try await connection.query("SELECT pg_advisory_lock(\(Self.lockKey))", logger: logger)
+            try await AdvisoryLock.migrations.lock(on: connection, logger: logger)
             do {
                 let applied = try await migrateLocked(migrations, on: connection)
-                try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+                try await AdvisoryLock.migrations.unlock(on: connection, logger: logger)
                 return applied
             } catch {
-                _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+                _ = try? await AdvisoryLock.migrations.unlock(on: connection, logger: logger)
                 throw error
             }
         }
     }
 
-    /// Versions whose files are not yet applied; throws when history and files disagree.
+    /// Versions whose files are not yet applied; throws when history and files disagree. Reads
+    /// only (a readiness probe asks it every few seconds): without the history table, every
+    /// file is pending.
     public func pending(_ migrations: [Migration]) async throws -> [Migration] {
         try await client.withConnection { connection in
-            try await ensureTable(on: connection)
+            let exists = try await connection.query("SELECT to_regclass('aviary_migrations') IS NOT NULL", logger: logger).value(Bool.self)
+            guard exists == true else { return migrations }
             return try await verify(migrations, on: connection)
         }
     }
@@ -120,8 +116,7 @@ public struct Migrator: Sendable {
         var done: [Int] = []
         for migration in pending {
             logger.info("applying migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
-            try await connection.query("BEGIN", logger: logger)
-            do {
+            try await connection.transaction(logger: logger) { connection in
                 // A file holds several statements, which one prepared statement cannot; PL/pgSQL's
                 // EXECUTE runs them all, and the file travels as a bound parameter, never spliced in.
                 try await connection.query(
@@ -133,10 +128,6 @@ public struct Migrator: Sendable {
                 try await connection.query(
                     "INSERT INTO aviary_migrations (version, name, checksum) VALUES (\(migration.version), \(migration.name), \(migration.checksum))",
                     logger: logger)
-                try await connection.query("COMMIT", logger: logger)
-            } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
-                throw error
             }
             done.append(migration.version)
         }

@@ -85,10 +85,9 @@ public struct ReportRepository: Sendable {
         return try await database.client.withConnection { connection in
             // A session lock, taken before the transaction's snapshot: a replica that gets it
             // after another's refresh sees what that one wrote.
-            let lock = ReportState.lockPrefix + experiment.key
-            let locked = try await connection.query("SELECT pg_try_advisory_lock(hashtext(\(lock)))", logger: logger).value(Bool.self)
-            guard locked == true else { return .busy }
-            func unlock() async throws { try await connection.query("SELECT pg_advisory_unlock(hashtext(\(lock)))", logger: logger) }
+            let lock = AdvisoryLock.reportState(experiment: experiment.key)
+            guard try await lock.tryLock(on: connection, logger: logger) else { return .busy }
+            func unlock() async throws { try await lock.unlock(on: connection, logger: logger) }
             do {
                 let outcome = try await refresh(experiment: experiment, metrics: metrics, watermark: watermark, on: connection)
                 try await unlock()
@@ -103,7 +102,7 @@ public struct ReportRepository: Sendable {
 
     private func refresh(experiment: ExperimentDefinition, metrics: [Metric], watermark: Date, on connection: PostgresConnection) async throws -> Refresh {
         let logger = database.logger
-        return try await database.transaction(on: connection, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ") { connection in
+        return try await connection.transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ", logger: logger) { connection in
             let plan = ReportSQL(experiment: experiment, metrics: metrics, query: ReportQuery())
             try await plan.apply(ReportSQL.settings + ["statement_timeout = '30min'"], connection, logger: logger)
             let key = experiment.key

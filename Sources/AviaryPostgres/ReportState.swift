@@ -13,9 +13,6 @@ import PostgresNIO
 /// The writers must be sessions whose `pg_stat_activity` rows Aviary's role can read (its own
 /// role, or any with `pg_read_all_stats`).
 enum ReportState {
-    /// The session advisory lock of an experiment's refresh is hashtext of this and the key.
-    static let lockPrefix = "aviary.report_state:"
-
     /// The start of the oldest transaction still open in this database (less a second for a
     /// transaction that has taken its start time but not yet published it), or now.
     static func currentWatermark(_ database: AviaryDatabase) async throws -> Date {

@@ -28,11 +28,13 @@ public func buildApplication(configuration: AviaryConfiguration, logger: Logger?
     let notifier = RolloutNotifier(logger: logger)
     ExperimentsController(repository: database.experiments, rollbackHook: { notifier.notify($0, event: "rolled_back", reason: $0.rolloutState?.reason) }).addRoutes(
         to: router.group("v1/experiments").add(middleware: admin).add(middleware: reload))
-    CohortsController(repository: database.cohorts).addRoutes(to: router.group("v1/cohorts").add(middleware: admin).add(middleware: reload))
+    ConfigObjectsController(store: database.cohorts, path: "/v1/cohorts", listField: "cohorts").addRoutes(
+        to: router.group("v1/cohorts").add(middleware: admin).add(middleware: reload))
     KeysController(repository: database.keys, authenticator: authenticator).addRoutes(to: router.group("v1/keys").add(middleware: admin))
     ReportsController(experiments: database.experiments, metrics: database.metrics, reports: database.reports).addRoutes(
         to: router.group("v1/experiments").add(middleware: admin))
-    MetricsController(repository: database.metrics).addRoutes(to: router.group("v1/metrics").add(middleware: admin))
+    ConfigObjectsController(store: database.metrics, path: "/v1/metrics", listField: "metrics").addRoutes(
+        to: router.group("v1/metrics").add(middleware: admin))
     AuditController(repository: database.audit).addRoutes(to: router.group("v1/audit").add(middleware: admin))
 
     let client = AuthMiddleware(authenticator: authenticator, role: .client)
@@ -47,8 +49,8 @@ public func buildApplication(configuration: AviaryConfiguration, logger: Logger?
     // Services stop in reverse order: the server first, then the exposure flush, while the
     // database pool is still up.
     var services: [any Service] = [
-        database, feed, exposures, EventPartitionService(repository: database.events, interval: .seconds(6 * 3600), logger: logger),
-        RolloutController(database: database, tick: configuration.rolloutTick, notifier: notifier, logger: logger),
+        database, feed, exposures, notifier, EventPartitionService(repository: database.events, interval: .seconds(6 * 3600), logger: logger),
+        RolloutLeader(database: database, tick: configuration.rolloutTick, notifier: notifier, logger: logger),
     ]
     if let interval = configuration.reportRefresh {
         services.append(ReportStateRefresher(database: database, interval: interval, logger: logger))

@@ -18,7 +18,7 @@ func chiSquareP1(_ x: Double) -> Double { erfc((x / 2).squareRoot()) }
 }
 
 @Suite struct BucketingTests {
-    /// SPEC 2's vectors: (salt, unit) → h, bucket.
+    /// The test vectors of docs/api.md ("Bucketing"): (salt, unit) → h, bucket.
     @Test(arguments: [
         ("chat-release", "user-1", UInt32(770_822_936), 1794), ("chat-release", "user-2", 3_854_315_846, 8974),
         ("search-plugin", "user-1", 3_790_329_240, 8825), ("model-eval", "42", 2_922_330_304, 6804), ("区域", "用户-7", 2_384_837_873, 5552),

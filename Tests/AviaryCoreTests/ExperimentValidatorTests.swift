@@ -1,7 +1,7 @@
 import AviaryCore
 import Testing
 
-/// A valid experiment in the shape of SPEC 4; each test breaks one thing.
+/// A valid experiment in the shape of docs/api.md's experiment document; each test breaks one thing.
 func sampleExperiment() -> [String: JSON] {
     [
         "key": "chat-release",

@@ -80,7 +80,7 @@ import Testing
         try await TestDatabase.withMigrated { _, db in
             for c in Self.cases {
                 let definition = Self.definition(c.name), unit = "unit-" + c.name
-                _ = try await db.experiments.create(.object(definition.json), actor: nil)
+                _ = try await db.experiments.execute(.create(.object(definition.json)), key: definition.key, actor: nil)
                 for (variant, offset) in c.exposures {
                     try await db.exposures.record([Exposure(experiment: c.name, unit: unit, variant: variant, at: Self.t0.addingTimeInterval(offset))])
                 }
@@ -115,7 +115,7 @@ import Testing
     @Test func aWindowedReportIsNotChangedByLaterVariants() async throws {
         try await TestDatabase.withMigrated { _, db in
             let definition = Self.definition("window")
-            _ = try await db.experiments.create(.object(definition.json), actor: nil)
+            _ = try await db.experiments.execute(.create(.object(definition.json)), key: definition.key, actor: nil)
             try await db.exposures.record([Exposure(experiment: "window", unit: "u", variant: "control", at: Self.t0)])
             _ = try await db.events.insert([Event(id: UUID(), type: "request", userID: "u", anonymousID: nil, ts: Self.t0.addingTimeInterval(5))])
             let to = Self.t0.addingTimeInterval(50)

@@ -1,4 +1,4 @@
-import AviaryPostgres
+@testable import AviaryPostgres
 import AviaryTestSupport
 import Foundation
 import PostgresNIO

@@ -85,7 +85,7 @@ import Testing
     @Test func theStateAnswersAsEveryEventDoesThroughEachKindOfChange() async throws {
         try await TestDatabase.withMigrated { _, db in
             // Defined, so that events naming it are exposures.
-            _ = try await db.experiments.create(.object(Self.experiment.json), actor: nil)
+            _ = try await db.experiments.execute(.create(.object(Self.experiment.json)), key: Self.experiment.key, actor: nil)
             for i in 0..<12 {
                 let unit = "u\(i)", variant = i % 2 == 0 ? "a" : "b"
                 try await Self.expose(db, unit, variant, at: Double(i))

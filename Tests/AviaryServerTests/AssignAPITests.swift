@@ -6,6 +6,8 @@ import HummingbirdTesting
 import RawStructuredFieldValues
 import Testing
 
+@testable import AviaryPostgres
+
 extension HTTPField.Name {
     static let aviaryUser = Self("X-Aviary-User")!
     static let aviaryRegion = Self("X-Aviary-Region")!

@@ -4,7 +4,9 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 
-/// Every admin route of SPEC 5 that exists so far.
+@testable import AviaryPostgres
+
+/// Every admin route of docs/api.md.
 let adminRoutes: [(HTTPRequest.Method, String)] = [
     (.post, "/v1/experiments"), (.get, "/v1/experiments"), (.get, "/v1/experiments/x"), (.put, "/v1/experiments/x"),
     (.delete, "/v1/experiments/x"), (.get, "/v1/experiments/x/revisions"), (.post, "/v1/experiments/x/start"),

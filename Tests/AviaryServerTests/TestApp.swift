@@ -61,7 +61,7 @@ extension TestResponse {
         try JSON.parse(Array(buffer: body))
     }
 
-    /// The SPEC error body: code and the paths of its details.
+    /// The error body (docs/api.md, "Errors"): code and the paths of its details.
     func error() throws -> (code: String, paths: [String], message: String) {
         let json = try json()
         let error = try #require(json["error"], "not an error body: \(String(buffer: body))")
@@ -72,7 +72,7 @@ extension TestResponse {
     }
 }
 
-/// The SPEC 4 example, with a cohort reference.
+/// The README's `chat-release` with a `cn-east` rule, as docs/integrations.md has it.
 func chatRelease(key: String = "chat-release") -> JSON {
     [
         "key": .string(key),
@@ -100,7 +100,7 @@ func chatRelease(key: String = "chat-release") -> JSON {
 let internalCohort: JSON = ["name": "Staff", "condition": ["attr": "email", "ends_with": "@lobehub.com"]]
 
 extension TestApp {
-    /// The SPEC 4 experiment with its `internal` cohort (cookie `internal=1`), started.
+    /// That experiment with its `internal` cohort (cookie `internal=1`), started.
     func startChatRelease() async throws {
         try await request(.put, "/v1/cohorts/internal", json: ["condition": ["attr": "cookie.internal", "eq": "1"]])
         #expect(try await request(.post, "/v1/experiments", json: chatRelease()).status == .created)

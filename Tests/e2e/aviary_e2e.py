@@ -3,7 +3,7 @@
 Only the standard library and `requests`: the suite must run wherever `scripts/test` runs.
 
 - `Api`: a tiny HTTP client bound to one server and one key.
-- `murmur3_x86_32` / `bucket` / `split_variant`: SPEC 2 bucketing, so tests can predict a
+- `murmur3_x86_32` / `bucket` / `split_variant`: the bucketing of docs/api.md, so tests can predict a
   unit's variant exactly instead of only checking proportions.
 - `parse_sf_dictionary`: an RFC 8941 (Structured Field Values) dictionary parser for the
   `X-Aviary-Assignments` header.
@@ -183,8 +183,8 @@ def canary_rollout(key: str, rollout: dict) -> dict:
     }
 
 
-# SPEC 4's example, verbatim except `metrics` (it names metric definitions that this suite
-# does not create) and the server-owned `status`/`revision`.
+# The README's `chat-release` with a `cn-east` rule (as docs/integrations.md has it), without
+# `metrics` (it would name metric definitions that this suite does not create) and the server-owned `status`/`revision`.
 CHAT_RELEASE = {
     "key": "chat-release",
     "name": "LobeChat v1.9.0 canary",
@@ -213,7 +213,7 @@ EVERYONE_SPLIT = [("stable", 95), ("canary", 5)]
 
 
 # ---------------------------------------------------------------------------
-# SPEC 2 bucketing, re-implemented independently
+# Bucketing (docs/api.md, "Bucketing"), re-implemented independently
 # ---------------------------------------------------------------------------
 
 
@@ -254,12 +254,12 @@ def murmur3_x86_32(data: bytes, seed: int = 0) -> int:
 
 
 def bucket(salt: str, unit: str) -> int:
-    """SPEC 2: (murmur3("<salt>:<unit>") * 10_000) >> 32, in 0 ..< 10_000."""
+    """docs/api.md, "Bucketing": (murmur3("<salt>:<unit>") * 10_000) >> 32, in 0 ..< 10_000."""
     return (murmur3_x86_32(f"{salt}:{unit}".encode("utf-8")) * 10_000) >> 32
 
 
 def split_variant(salt: str, unit: str, split: list[tuple[str, float]]) -> str:
-    """The variant a split serves to `unit`: cumulative ranges in list order (SPEC 2)."""
+    """The variant a split serves to `unit`: cumulative ranges in list order (docs/api.md, "Bucketing")."""
     b = bucket(salt, unit)
     upper = 0
     for variant, weight in split:

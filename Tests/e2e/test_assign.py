@@ -1,6 +1,6 @@
-"""SDK-less assignment (SPEC 6) against real servers: two replicas on one database.
+"""SDK-less assignment (docs/api.md, "Assignment") against real servers: two replicas on one database.
 
-Expected variants are computed here with an independent SPEC 2 implementation
+Expected variants are computed here with an independent implementation of docs/api.md's bucketing
 (aviary_e2e.bucket), so these tests check exact stickiness, not only proportions.
 """
 
@@ -33,7 +33,7 @@ from aviary_e2e import (
 VALUES = {"stable": {"version": "v1.8.0"}, "canary": {"version": "v1.9.0"}}
 
 # A second experiment whose split the replication test rewrites, so chat-release stays as
-# SPEC 4 has it for every other test whatever the order.
+# defined above for every other test whatever the order.
 RAMP_CHECK = {
     "key": "ramp-check",
     "unit": "user_id",
@@ -43,7 +43,7 @@ RAMP_CHECK = {
                "serve": {"split": [{"variant": "stable", "weight": 95}, {"variant": "canary", "weight": 5}]}}],
 }
 
-REPLICATION_DEADLINE = 1.0  # seconds: SPEC 9/10, every replica follows a write within 1 s
+REPLICATION_DEADLINE = 1.0  # seconds: every replica follows a write within a second (docs/api.md)
 POLL_INTERVAL = 0.05
 
 
@@ -121,7 +121,7 @@ def test_region_east_split_matches_spec_bucketing(a_client: Api):
             mismatches.append((user, bucket("chat-release", user), got["variant"], expected))
     share = counts["canary"] / len(users)
     assert 0.20 <= share <= 0.30, f"canary share {share:.3f} in cn-east, expected ~0.25 ({counts})"
-    assert not mismatches, f"{len(mismatches)} users differ from SPEC 2 bucketing, e.g. {mismatches[:5]}"
+    assert not mismatches, f"{len(mismatches)} users differ from the documented bucketing, e.g. {mismatches[:5]}"
 
 
 def test_region_from_attribute_header_and_query(a_client: Api):
@@ -155,7 +155,7 @@ def test_sticky_across_two_replicas(a_client: Api, b_client: Api):
     differ = [(u, va, vb) for u, va, vb in zip(users, on_a, on_b) if va != vb]
     assert not differ, f"replicas disagree for {len(differ)} users: {differ[:5]}"
     wrong = [(u, va) for u, va in zip(users, on_a) if va != split_variant("chat-release", u, EVERYONE_SPLIT)]
-    assert not wrong, f"{len(wrong)} users differ from SPEC 2 bucketing: {wrong[:5]}"
+    assert not wrong, f"{len(wrong)} users differ from the documented bucketing: {wrong[:5]}"
 
 
 def test_config_write_on_a_is_served_by_b_within_one_second(servers, b_client: Api):

@@ -1,4 +1,4 @@
-"""With PostgreSQL unreachable, assignment keeps answering from the last snapshot (SPEC 10)."""
+"""With PostgreSQL unreachable, assignment keeps answering from the last snapshot (docs/operations.md, "When PostgreSQL is down")."""
 
 from __future__ import annotations
 

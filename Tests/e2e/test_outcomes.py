@@ -1,4 +1,4 @@
-"""Outcomes end to end (SPEC 7 and 8): events in, reports out, checked against SciPy.
+"""Outcomes end to end (docs/api.md, "Events" and "Reports"): events in, reports out, checked against SciPy.
 
 A generated experiment: units are exposed through the real assignment route (and a few
 only through `$exposure` events), then each unit sends known events. The expected report is

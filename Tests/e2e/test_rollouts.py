@@ -1,4 +1,4 @@
-"""Canary rollouts end to end (SPEC 9): steps, gates, guardrails, rollback on every replica,
+"""Canary rollouts end to end (docs/api.md, "Rollouts"): steps, gates, guardrails, rollback on every replica,
 the webhook, and leadership moving when the leading replica dies.
 
 Every server here ticks every 0.3 s (AVIARY_ROLLOUT_TICK) and steps last 1 s, so a rollout of

@@ -1,4 +1,4 @@
-/// Why a unit got its variant (SPEC 6).
+/// Why a unit got its variant (docs/api.md, "Assignment").
 public enum AssignmentReason: Sendable, Hashable {
     case rule(String)
     case traffic, optOut, layer, noUnit, noRuleMatched, notRunning, winner
@@ -35,7 +35,7 @@ public struct Assignment: Sendable {
     public var variantKey: String { experiment.variants[variantIndex].key }
 }
 
-/// The pure decision of SPEC 2 and 6: which variant a context gets, from an immutable snapshot.
+/// The pure decision of docs/api.md ("Assignment", "Bucketing"): which variant a context gets, from an immutable snapshot.
 /// No I/O, no locks: the same context and snapshot give the same answer on every replica.
 public enum Assigner {
     /// One experiment for one context.

@@ -1,4 +1,4 @@
-/// SPEC 2: `bucket = (murmur3_x86_32("<salt>:<unit>") * 10_000) >> 32`, a number in 0 ..< 10_000
+/// docs/api.md, "Bucketing": `bucket = (murmur3_x86_32("<salt>:<unit>") * 10_000) >> 32`, a number in 0 ..< 10_000
 /// (hundredths of a percent). Stable across processes, replicas and releases.
 public enum Bucketing {
     public static let buckets = 10_000
@@ -28,9 +28,9 @@ public enum Bucketing {
         Murmur3.Partial(prefix: salt + ":")
     }
 
-    /// The traffic bucket of SPEC 2: a second, independent hash under `"<salt>.traffic"`.
+    /// The traffic bucket (docs/api.md, "Bucketing"): a second, independent hash under `"<salt>.traffic"`.
     public static func trafficSalt(_ salt: String) -> String { salt + ".traffic" }
 
-    /// The layer bucket of SPEC 2: `bucket("layer:<layer>", unit)`.
+    /// The layer bucket (docs/api.md, "Bucketing"): `bucket("layer:<layer>", unit)`.
     public static func layerSalt(_ layer: String) -> String { "layer:" + layer }
 }

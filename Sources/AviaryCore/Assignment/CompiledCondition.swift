@@ -127,7 +127,7 @@ public struct ConditionProgram: Sendable {
         }
     }
 
-    /// SPEC 3: a missing attribute makes every operator but `exists` and `not_in` false.
+    /// docs/api.md (conditions): a missing attribute makes every operator but `exists` and `not_in` false.
     private static func apply(
         _ op: AttributeOperator, op index: Int, patterns: [BoundedRegex?], slot: Int, _ context: inout EvaluationContext
     ) -> Bool {

@@ -1,4 +1,4 @@
-/// Who is asking and what is known about them (SPEC 1, 6): the unit ids plus attributes such as
+/// Who is asking and what is known about them (docs/api.md, "Assignment"): the unit ids plus attributes such as
 /// `country`, `region`, `app_version`, `email`, `cookie.<name>`, `user_agent` and custom ones.
 public struct AssignmentContext: Sendable, Hashable {
     public var userID: String?

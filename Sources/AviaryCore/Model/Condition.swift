@@ -1,4 +1,4 @@
-/// A targeting condition (SPEC 3). Parsed and checked at write time; evaluation never fails.
+/// A targeting condition (docs/api.md, "Experiments": conditions). Parsed and checked at write time; evaluation never fails.
 public indirect enum Condition: Sendable, Hashable {
     case attribute(String, AttributeOperator)
     case cohort(String)

@@ -1,6 +1,6 @@
 import Foundation
 
-/// An outcome event (SPEC 7), validated.
+/// An outcome event (docs/api.md, "Events"), validated.
 public struct Event: Sendable, Hashable {
     public var id: UUID
     public var type: String

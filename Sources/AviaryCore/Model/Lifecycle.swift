@@ -1,4 +1,4 @@
-/// The lifecycle actions of SPEC 4 and the only transitions they may make:
+/// The lifecycle actions of docs/api.md ("Experiments") and the only transitions they may make:
 /// `draft → running ⇄ paused → stopped`, `running → rolled_back`.
 public enum LifecycleAction: String, Sendable, CaseIterable, Codable {
     case start, pause, resume, stop, rollback

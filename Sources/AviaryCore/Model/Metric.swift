@@ -1,6 +1,6 @@
 import Foundation
 
-/// A named aggregation of events per unit (SPEC 8).
+/// A named aggregation of events per unit (docs/api.md, "Metrics").
 public struct Metric: Sendable, Hashable {
     public enum Kind: String, Sendable, Hashable, CaseIterable {
         case count, sum, mean, proportion, ratio, quantile

@@ -1,7 +1,7 @@
 import Foundation
 
 extension Report {
-    /// The JSON report of SPEC 8. Numbers that cannot be computed are `null`, never NaN.
+    /// The JSON report of docs/api.md ("Reports"). Numbers that cannot be computed are `null`, never NaN.
     public var json: JSON {
         var exposed: [String: JSON] = [:]
         for (variant, units) in exposedUnits { exposed[variant] = .number(Double(units)) }
@@ -22,7 +22,7 @@ extension Report {
         ]
     }
 
-    /// The CSV columns of SPEC 8, in order.
+    /// The CSV columns of docs/api.md ("Reports"), in order.
     public static let csvColumns = [
         "variant", "model", "app_version", "metric", "kind", "units", "n", "mean", "stddev", "delta", "relative_lift",
         "ci95_low", "ci95_high", "p_value", "chance_to_beat_control",

@@ -1,6 +1,6 @@
 import Foundation
 
-/// One metric of one report group (SPEC 8). Every number that cannot be computed is nil and
+/// One metric of one report group (docs/api.md, "Reports"). Every number that cannot be computed is nil and
 /// `note` says why; `comparison` is nil for the control's own groups.
 public struct MetricResult: Sendable, Hashable {
     public var key: String
@@ -48,7 +48,7 @@ public struct Report: Sendable {
     public static let srmThreshold = 0.001
     public var srmWarning: Bool { (srm.pValue ?? 1) < Self.srmThreshold }
     public var groups: [ReportGroup]
-    /// The rollout section (SPEC 9); nil for an experiment without a rollout.
+    /// The rollout section (docs/api.md, "Rollouts"); nil for an experiment without a rollout.
     public var rollout: JSON?
 }
 

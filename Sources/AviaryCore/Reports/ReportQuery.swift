@@ -1,6 +1,6 @@
 import Foundation
 
-/// What a report groups by besides the variant (SPEC 8, `by=`).
+/// What a report groups by besides the variant (docs/api.md, "Reports": `by=`).
 public enum ReportDimension: String, Sendable, Hashable, CaseIterable {
     case variant, model
     case appVersion = "app_version"

@@ -1,6 +1,6 @@
 import Foundation
 
-/// A progressive rollout of one variant (SPEC 9): its weight in the catch-all rule walks
+/// A progressive rollout of one variant (docs/api.md, "Rollouts"): its weight in the catch-all rule walks
 /// through `steps` while guardrails hold.
 public struct RolloutPlan: Sendable, Hashable {
     public enum OnBreach: String, Sendable, Hashable, CaseIterable {
@@ -51,7 +51,7 @@ public struct RolloutPlan: Sendable, Hashable {
     }
 }
 
-/// Where a rollout is (SPEC 9 `rollout_state`).
+/// Where a rollout is (`rollout_state` of docs/api.md, "Rollouts").
 public struct RolloutState: Sendable, Hashable {
     public enum Phase: String, Sendable, Hashable, CaseIterable {
         case running
@@ -218,7 +218,7 @@ public enum RolloutMachine {
 }
 
 extension RolloutState {
-    /// `rollout_state` as the API shows it (SPEC 9).
+    /// `rollout_state` as the API shows it (docs/api.md, "Rollouts").
     public func json(plan: RolloutPlan) -> JSON {
         let percent: Double = phase == .rolledBack ? 0 : (plan.steps.indices.contains(step) ? plan.steps[step] : 0)
         return [

@@ -26,7 +26,7 @@ public struct ExperimentValidationContext: Sendable {
     }
 }
 
-/// Validates experiment JSON (SPEC 3–4) into an `ExperimentDefinition`, reporting every problem.
+/// Validates experiment JSON (docs/api.md, "Experiments") into an `ExperimentDefinition`, reporting every problem.
 public enum ExperimentValidator {
     public static let maxVariants = 100
     public static let maxRules = 100

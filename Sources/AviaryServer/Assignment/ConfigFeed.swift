@@ -1,7 +1,6 @@
 import AviaryCore
 import AviaryPostgres
 import Logging
-import PostgresNIO
 import ServiceLifecycle
 
 /// Keeps this replica's configuration and keys current: loads them at start, reloads on every
@@ -49,12 +48,7 @@ struct ConfigFeed: Service {
     func listen(_ requester: AsyncStream<Void>.Continuation) async {
         while !Task.isCancelled {
             do {
-                try await database.client.withConnection { connection in
-                    try await connection.listen(on: ConfigRepository.channel) { notifications in
-                        requester.yield()
-                        for try await _ in notifications { requester.yield() }
-                    }
-                }
+                try await database.listenForConfigChanges { requester.yield() }
             } catch {
                 if Task.isCancelled { return }
                 logger.warning("configuration listener lost its connection; retrying", metadata: ["error": "\(String(reflecting: error))"])

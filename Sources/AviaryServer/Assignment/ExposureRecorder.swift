@@ -90,12 +90,7 @@ public final class ExposureRecorder: Service, Sendable {
     public var queueDepth: Int { state.withLock { $0.pending.count } }
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                try? await Task.sleep(for: interval)
-                await flush()
-            }
-        } onGracefulShutdown: {}
+        await everyInterval(interval) { await flush() }
         await flush()
     }
 

@@ -3,7 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 
-/// Builds an `AssignmentContext` from a request exactly as SPEC 6 lays out: headers, cookies and
+/// Builds an `AssignmentContext` from a request exactly as docs/api.md ("Assignment") lays out: headers, cookies and
 /// query. Values are bounded so a request cannot make the context large.
 enum RequestContextReader {
     static let cookieName = "aviary_id"

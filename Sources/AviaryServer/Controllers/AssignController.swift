@@ -103,7 +103,7 @@ struct AssignController {
         return context
     }
 
-    /// Body and headers of SPEC 6: the assignments in JSON, `X-Aviary-Variant-<key>` per
+    /// Body and headers of an assignment (docs/api.md, "Assignment"): the assignments in JSON, `X-Aviary-Variant-<key>` per
     /// experiment and all of them as an RFC 8941 dictionary in `X-Aviary-Assignments`.
     static func response(
         _ assignments: [Assignment], _ prepared: AssignmentHeaders, context: AssignmentContext, mintedCookie: String?, bodyless: Bool

@@ -25,8 +25,7 @@ struct ExperimentsController {
 
     @Sendable func create(_ request: Request, context: AviaryRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(context: context)!
-        let actor = context.apiKey?.id
-        let experiment = try await DatabaseDeadline.run { try await repository.create(body, actor: actor) }
+        let experiment = try await execute(.create(body), key: body["key"]?.stringValue ?? "", context)
         return Response.json(experiment.json, status: .created, headers: Self.headers(experiment, location: true))
     }
 
@@ -48,36 +47,34 @@ struct ExperimentsController {
     }
 
     @Sendable func get(_ request: Request, context: AviaryRequestContext) async throws -> Response {
-        let key = try Self.key(context)
+        let key = try context.existingKey(of: "experiment")
         let experiment = try await DatabaseDeadline.run { try await repository.get(key) }
         return Response.json(experiment.json, headers: Self.headers(experiment))
     }
 
     @Sendable func replace(_ request: Request, context: AviaryRequestContext) async throws -> Response {
-        let key = try Self.key(context)
+        let key = try context.existingKey(of: "experiment")
         let ifMatch = try request.ifMatchRevision()
         let body = try await request.decodeJSON(context: context)!
-        let actor = context.apiKey?.id
-        let experiment = try await DatabaseDeadline.run { try await repository.replace(key, with: body, ifMatch: ifMatch, actor: actor) }
+        let experiment = try await execute(.replace(body, ifMatch: ifMatch), key: key, context)
         return Response.json(experiment.json, headers: Self.headers(experiment))
     }
 
     @Sendable func archive(_ request: Request, context: AviaryRequestContext) async throws -> Response {
-        let key = try Self.key(context)
+        let key = try context.existingKey(of: "experiment")
         let ifMatch = try request.ifMatchRevision()
-        let actor = context.apiKey?.id
-        let experiment = try await DatabaseDeadline.run { try await repository.archive(key, ifMatch: ifMatch, actor: actor) }
+        let experiment = try await execute(.archive(ifMatch: ifMatch), key: key, context)
         return Response.json(experiment.json, headers: Self.headers(experiment))
     }
 
     @Sendable func revisions(_ request: Request, context: AviaryRequestContext) async throws -> Response {
-        let key = try Self.key(context)
+        let key = try context.existingKey(of: "experiment")
         let revisions = try await DatabaseDeadline.run { try await repository.revisions(key) }
         return Response.json(["revisions": .array(revisions.map(\.json))])
     }
 
     func transition(_ action: LifecycleAction, request: Request, context: AviaryRequestContext) async throws -> Response {
-        let key = try Self.key(context)
+        let key = try context.existingKey(of: "experiment")
         let ifMatch = try request.ifMatchRevision()
         var winner: String?, reason: String?
         if let body = try await request.decodeJSON(context: context, optional: true) {
@@ -92,27 +89,25 @@ struct ExperimentsController {
             }
             guard issues.isEmpty else { throw APIError.invalidRequest(issues.issues) }
         }
-        let actor = context.apiKey?.id
-        let (chosen, why) = (winner, reason)
-        let experiment = try await DatabaseDeadline.run {
-            try await repository.transition(key, action: action, winner: chosen, reason: why, ifMatch: ifMatch, actor: actor)
-        }
+        let experiment = try await execute(.lifecycle(action, winner: winner, reason: reason, ifMatch: ifMatch), key: key, context)
         if action == .rollback { rollbackHook?(experiment) }
         return Response.json(experiment.json, headers: Self.headers(experiment))
     }
 
     /// `POST /v1/experiments/{key}/rollout/approve`: passes the next approval gate.
     @Sendable func approve(_ request: Request, context: AviaryRequestContext) async throws -> Response {
-        let key = try Self.key(context)
-        let actor = context.apiKey?.id
-        let experiment = try await DatabaseDeadline.run { try await repository.approveRollout(key, actor: actor) }
+        let key = try context.existingKey(of: "experiment")
+        let experiment = try await execute(.approveRollout, key: key, context)
         return Response.json(experiment.json, headers: Self.headers(experiment))
     }
 
-    static func key(_ context: AviaryRequestContext) throws -> String {
-        let key = try context.parameters.require("key")
-        guard Key.isValid(key) else { throw AviaryError.notFound("experiment \"\(key.prefix(80))\" does not exist") }
-        return key
+    /// Runs a command as the request's key; every command from HTTP either changes the
+    /// experiment or throws.
+    func execute(_ command: ExperimentCommand, key: String, _ context: AviaryRequestContext) async throws -> Experiment {
+        let actor = context.apiKey?.id
+        let change = try await DatabaseDeadline.run { try await repository.execute(command, key: key, actor: actor) }
+        guard let change else { throw AviaryError.conflict("experiment \"\(key)\" changed meanwhile; try again") }
+        return change.experiment
     }
 
     static func headers(_ experiment: Experiment, location: Bool = false) -> HTTPFields {

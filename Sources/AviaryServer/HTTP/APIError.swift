@@ -1,10 +1,10 @@
 import AviaryCore
 import Foundation
 import Hummingbird
+import AviaryPostgres
 import Logging
-import PostgresNIO
 
-/// The one error type that reaches HTTP. Every response error has the SPEC shape
+/// The one error type that reaches HTTP. Every response error has the shape of docs/api.md ("Errors")
 /// `{"error": {"code", "message", "details": [{"path", "message"}]}}`.
 public struct APIError: Error, HTTPResponseError, Sendable {
     public var status: HTTPResponse.Status
@@ -74,22 +74,13 @@ public struct APIError: Error, HTTPResponseError, Sendable {
             case .contentTooLarge: return tooLarge
             default: return APIError(e.status, code: e.status.reasonPhrase.lowercased().replacingOccurrences(of: " ", with: "_"), message: e.body ?? e.status.reasonPhrase)
             }
-        case let e as PSQLError where isUnavailable(e):
+        case let e where AviaryDatabase.isUnavailable(e):
             logger.error("database unavailable", metadata: ["error": "\(String(reflecting: e))"])
             return APIError(.serviceUnavailable, code: "database_unavailable", message: "the database is unavailable; try again", headers: [.retryAfter: "1"])
         default:
             logger.error("unexpected error", metadata: ["error": "\(String(reflecting: error))"])
             return APIError(.internalServerError, code: "internal", message: "an internal error occurred")
         }
-    }
-
-    /// Connection failures, and server errors that mean "not now": connection exceptions (08),
-    /// insufficient resources (53), operator intervention (57) and a database that refuses
-    /// connections (55000).
-    static func isUnavailable(_ error: PSQLError) -> Bool {
-        guard error.code == .server else { return true }
-        let state = error.serverInfo?[.sqlState] ?? ""
-        return state.hasPrefix("08") || state.hasPrefix("53") || state.hasPrefix("57") || state == "55000"
     }
 
     static let tooLarge = APIError(.contentTooLarge, code: "payload_too_large", message: "request bodies are at most \(RequestLimits.maxBodyBytes) bytes")

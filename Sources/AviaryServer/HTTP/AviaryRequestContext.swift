@@ -10,8 +10,16 @@ public struct AviaryRequestContext: RequestContext {
         self.coreContext = .init(source: source)
     }
 
-    /// Request bodies are bounded at 1 MiB (SPEC: larger → 413).
+    /// Request bodies are bounded at 1 MiB (docs/api.md: larger → 413).
     public var maxUploadSize: Int { RequestLimits.maxBodyBytes }
+
+    /// The route's `{key}` naming an existing `kind` (`experiment`, `cohort`, `metric`): a key
+    /// outside the key grammar names nothing, so it is a 404 before any lookup.
+    func existingKey(of kind: String) throws -> String {
+        let key = try parameters.require("key")
+        guard Key.isValid(key) else { throw AviaryError.notFound("\(kind) \"\(key.prefix(80))\" does not exist") }
+        return key
+    }
 }
 
 public enum RequestLimits {

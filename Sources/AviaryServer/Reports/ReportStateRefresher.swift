@@ -14,12 +14,7 @@ struct ReportStateRefresher: Service {
     let logger: Logger
 
     func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do { try await Task.sleep(for: interval) } catch { return }
-                await refreshAll()
-            }
-        }
+        await everyInterval(interval) { await refreshAll() }
     }
 
     func refreshAll() async {
@@ -30,7 +25,7 @@ struct ReportStateRefresher: Service {
             logger.warning("could not list experiments for report refresh", metadata: ["error": "\(String(reflecting: error).prefix(300))"])
             return
         }
-        for experiment in running where !Task.isCancelled {
+        for experiment in running where !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
                 let metrics = try await database.metrics.forReport(of: experiment.definition)
                 let outcome = try await database.reports.refreshState(experiment: experiment.definition, metrics: metrics)

@@ -2,67 +2,42 @@ import AviaryCore
 import AviaryPostgres
 import Foundation
 import Logging
-import PostgresNIO
 import ServiceLifecycle
 
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
-
-/// Drives rollouts (SPEC 9). One replica at a time leads: it holds a PostgreSQL session
-/// advisory lock on a connection of its own, and every `tick` decides each running rollout with
-/// `RolloutMachine` from the guardrails measured over the current step. The others retry the
-/// lock every tick, so when the leader dies (its session, and the lock, end with it) another
-/// takes over within a tick or two.
-struct RolloutController: Service {
+/// Drives rollouts (docs/api.md, "Rollouts"). One replica at a time leads: it holds the leader
+/// lock (`AviaryDatabase.withLeaderLock`), and every `tick` decides each running rollout with
+/// `RolloutMachine` from the guardrails measured over the current step, then applies the
+/// decision as a command. The others try the lock every tick, so when the leader dies (its
+/// session, and the lock, end with it) another takes over within a tick or two.
+struct RolloutLeader: Service {
     let database: AviaryDatabase
     let tick: Duration
     let notifier: RolloutNotifier
     let logger: Logger
 
-    /// The advisory lock key of rollout leadership ("aviary.r" in ASCII).
-    static let leaderLock: Int64 = 0x6176_6961_7279_2E72
-
     func run() async throws {
-        await cancelWhenGracefulShutdown { await loop() }
+        await everyInterval(tick, startingAtOnce: true) { await lead() }
     }
 
-    private func loop() async {
-        while !Task.isCancelled {
-            do {
-                try await database.client.withConnection { connection in
-                    guard try await Self.tryLock(connection, logger: logger) else { return }
-                    logger.info("leading rollouts")
-                    defer { logger.info("no longer leading rollouts") }
-                    do {
-                        while !Task.isCancelled {
-                            await tickOnce()
-                            // The lock lives as long as this session. No query checks it: one sent
-                            // on a connection the server has terminated can wait forever.
-                            guard !connection.isClosed else { throw LeadershipLost() }
-                            try await Task.sleep(for: tick)
-                        }
-                    } catch {
-                        // Ending the session releases the lock, whatever state the connection is in.
-                        try? await connection.close()
-                        throw error
-                    }
-                    try? await connection.close()
+    /// Leads while the lock is held; returns when another server leads, the session ends or
+    /// the server shuts down.
+    private func lead() async {
+        do {
+            _ = try await database.withLeaderLock { isHeld in
+                logger.info("leading rollouts")
+                defer { logger.info("no longer leading rollouts") }
+                while !Task.isCancelled, !Task.isShuttingDownGracefully {
+                    await tickOnce()
+                    guard isHeld() else { throw LeadershipLost() }
+                    do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: tick) } } catch { return }
                 }
-            } catch is CancellationError {
-                return
-            } catch {
-                logger.warning("rollout leadership lost or not reachable", metadata: ["error": "\(String(reflecting: error).prefix(300))"])
             }
-            do { try await Task.sleep(for: tick) } catch { return }
+        } catch {
+            logger.warning("rollout leadership lost or not reachable", metadata: ["error": "\(String(reflecting: error).prefix(300))"])
         }
     }
 
     struct LeadershipLost: Error {}
-
-    static func tryLock(_ connection: PostgresConnection, logger: Logger) async throws -> Bool {
-        try await connection.query("SELECT pg_try_advisory_lock(\(leaderLock))", logger: logger).value(Bool.self) ?? false
-    }
 
     /// Decides and applies every active rollout once. A failure on one does not stop the others.
     func tickOnce(now: Date = Date()) async {
@@ -89,9 +64,8 @@ struct RolloutController: Service {
         let decision = RolloutMachine.decide(
             plan: plan, state: state, now: now, observations: observations, rolledUnits: rolledUnits, approved: state.approved)
         let readings = RolloutMachine.readings(plan, observations)
-        let (applied, updated) = try await database.experiments.applyRollout(
-            experiment.key, decidedAt: experiment.revision, decision: decision, readings: readings, now: now)
-        guard applied, let updated else { return }
+        let command = ExperimentCommand.decideRollout(decision, readings: readings, decidedAt: experiment.revision)
+        guard let updated = try await database.experiments.execute(command, key: experiment.key, actor: nil, now: now)?.experiment else { return }
         switch decision {
         case .wait: break
         default:
@@ -127,49 +101,5 @@ struct RolloutController: Service {
             observations[metric.key] = GuardrailObservation(value: rolled?.mean, controlValue: control?.mean)
         }
         return (observations, aggregates.exposedUnits[plan.variant, default: 0])
-    }
-}
-
-/// Sends a rollout's JSON notice to its `notify_url`, off the rollback's path: a failing
-/// receiver is retried with backoff and never holds the rollback up.
-struct RolloutNotifier: Sendable {
-    let logger: Logger
-    var attempts = 6
-    var firstDelay: Duration = .milliseconds(500)
-    var timeout: TimeInterval = 5
-
-    func notify(_ experiment: Experiment, event: String, reason: String?) {
-        guard let plan = experiment.definition.rollout, let target = plan.notifyURL, let url = URL(string: target) else { return }
-        var payload: [String: JSON] = [
-            "experiment": .string(experiment.key),
-            "event": .string(event),
-            "reason": reason.map(JSON.string) ?? .null,
-            "variant": .string(plan.variant),
-            "status": .string(experiment.status.rawValue),
-            "at": .string(Timestamp.format(Date())),
-        ]
-        if let state = experiment.rolloutState { payload["rollout_state"] = state.json(plan: plan) }
-        let body = JSON.object(payload).canonicalData()
-        let (attempts, firstDelay, timeout, logger) = (attempts, firstDelay, timeout, logger)
-        Task.detached {
-            var delay = firstDelay
-            for attempt in 1...attempts {
-                var request = URLRequest(url: url, timeoutInterval: timeout)
-                request.httpMethod = "POST"
-                request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-                request.setValue("aviary", forHTTPHeaderField: "User-Agent")
-                request.httpBody = body
-                do {
-                    let (_, response) = try await URLSession.shared.data(for: request)
-                    if let status = (response as? HTTPURLResponse)?.statusCode, (200..<300).contains(status) { return }
-                    logger.warning("rollout webhook answered \((response as? HTTPURLResponse)?.statusCode ?? 0)", metadata: ["attempt": "\(attempt)"])
-                } catch {
-                    logger.warning("rollout webhook failed", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
-                }
-                try? await Task.sleep(for: delay)
-                delay *= 2
-            }
-            logger.error("rollout webhook gave up", metadata: ["experiment": "\(experiment.key)", "url": "\(target)"])
-        }
     }
 }

@@ -10,14 +10,12 @@ struct EventPartitionService: Service {
     let logger: Logger
 
     func run() async throws {
-        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+        await everyInterval(interval, startingAtOnce: true) {
             do {
                 try await repository.ensurePartitions()
             } catch {
                 logger.warning("could not create event partitions; events go to the default partition", metadata: ["error": "\(error)"])
             }
-            // Graceful shutdown does not cancel services; it must end this wait.
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
 }

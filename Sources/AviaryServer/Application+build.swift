@@ -25,21 +25,23 @@ public func buildApplication(configuration: AviaryConfiguration, logger: Logger?
 
     let admin = AuthMiddleware(authenticator: authenticator, role: .admin)
     let reload = ReloadAfterWriteMiddleware<AviaryRequestContext>(feed: feed)
+    // Innermost: the deadline bounds the handler's wait for PostgreSQL, not the reload after it.
+    let bounded = DatabaseDeadlineMiddleware<AviaryRequestContext>()
     let notifier = RolloutNotifier(logger: logger)
     ExperimentsController(repository: database.experiments, rollbackHook: { notifier.notify($0, event: "rolled_back", reason: $0.rolloutState?.reason) }).addRoutes(
-        to: router.group("v1/experiments").add(middleware: admin).add(middleware: reload))
+        to: router.group("v1/experiments").add(middleware: admin).add(middleware: reload).add(middleware: bounded))
     ConfigObjectsController(store: database.cohorts, path: "/v1/cohorts", listField: "cohorts").addRoutes(
-        to: router.group("v1/cohorts").add(middleware: admin).add(middleware: reload))
-    KeysController(repository: database.keys, authenticator: authenticator).addRoutes(to: router.group("v1/keys").add(middleware: admin))
+        to: router.group("v1/cohorts").add(middleware: admin).add(middleware: reload).add(middleware: bounded))
+    KeysController(repository: database.keys, authenticator: authenticator).addRoutes(to: router.group("v1/keys").add(middleware: admin).add(middleware: bounded))
     ReportsController(experiments: database.experiments, metrics: database.metrics, reports: database.reports).addRoutes(
-        to: router.group("v1/experiments").add(middleware: admin))
+        to: router.group("v1/experiments").add(middleware: admin).add(middleware: DatabaseDeadlineMiddleware(limit: ReportsController.deadline)))
     ConfigObjectsController(store: database.metrics, path: "/v1/metrics", listField: "metrics").addRoutes(
-        to: router.group("v1/metrics").add(middleware: admin))
-    AuditController(repository: database.audit).addRoutes(to: router.group("v1/audit").add(middleware: admin))
+        to: router.group("v1/metrics").add(middleware: admin).add(middleware: bounded))
+    AuditController(repository: database.audit).addRoutes(to: router.group("v1/audit").add(middleware: admin).add(middleware: bounded))
 
     let client = AuthMiddleware(authenticator: authenticator, role: .client)
     AssignController(snapshots: snapshots, exposures: exposures, metrics: metrics).addRoutes(to: router.group("v1/assign").add(middleware: client))
-    OptOutController(repository: database.optOuts).addRoutes(to: router.group("v1/opt-out").add(middleware: client).add(middleware: reload))
+    OptOutController(repository: database.optOuts).addRoutes(to: router.group("v1/opt-out").add(middleware: client).add(middleware: reload).add(middleware: bounded))
     // A batch writer per pool connection, less the ones assignment and admin work need.
     EventsController(repository: database.events, maxInFlight: max(2, configuration.databaseMaxConnections - 4), metrics: metrics).addRoutes(
         to: router.group("v1/events").add(middleware: client))

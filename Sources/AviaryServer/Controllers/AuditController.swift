@@ -24,7 +24,7 @@ struct AuditController {
             if let n = Int64(raw), n > 0 { before = n } else { issues.append(.init(path: "before", message: "must be an entry id")) }
         }
         guard issues.isEmpty else { throw APIError.invalidRequest(issues) }
-        let entries = try await DatabaseDeadline.run { [before, limit] in try await repository.list(experiment: experiment, before: before, limit: limit) }
+        let entries = try await repository.list(experiment: experiment, before: before, limit: limit)
         let next: JSON = entries.count == limit ? entries.last.map { .number(Double($0.id)) } ?? .null : .null
         return Response.json(["entries": .array(entries.map(\.json)), "next_before": next])
     }

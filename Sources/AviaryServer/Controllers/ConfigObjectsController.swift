@@ -14,11 +14,11 @@ struct ConfigObjectsController<Object: ConfigObject> {
 
     func addRoutes(to group: RouterGroup<AviaryRequestContext>) {
         group.get { _, _ in
-            Response.json([listField: .array(try await DatabaseDeadline.run { try await store.list() }.map(\.json))])
+            Response.json([listField: .array(try await store.list().map(\.json))])
         }
         group.get(":key") { _, context in
             let key = try context.existingKey(of: Object.kind)
-            let object = try await DatabaseDeadline.run { try await store.get(key) }
+            let object = try await store.get(key)
             return Response.json(object.json, headers: [.eTag: "\"\(object.revision)\""])
         }
         group.put(":key") { request, context in
@@ -26,14 +26,12 @@ struct ConfigObjectsController<Object: ConfigObject> {
             let key = try context.parameters.require("key")
             let ifMatch = try request.ifMatchRevision()
             let body = try await request.decodeJSON(context: context)!
-            let actor = context.apiKey?.id
-            let (object, outcome) = try await DatabaseDeadline.run { try await store.put(key, body: body, ifMatch: ifMatch, actor: actor) }
+            let (object, outcome) = try await store.put(key, body: body, ifMatch: ifMatch, actor: context.apiKey?.id)
             return Response.written(object.json, revision: object.revision, createdAt: outcome == .created ? "\(path)/\(key)" : nil)
         }
         group.delete(":key") { _, context in
             let key = try context.existingKey(of: Object.kind)
-            let actor = context.apiKey?.id
-            try await DatabaseDeadline.run { try await store.delete(key, actor: actor) }
+            try await store.delete(key, actor: context.apiKey?.id)
             return Response(status: .noContent)
         }
     }

@@ -42,13 +42,13 @@ struct ExperimentsController {
         let archived = query.get("archived")
         if let archived, archived != "true", archived != "false" { issues.append(.init(path: "archived", message: "must be true or false")) }
         guard issues.isEmpty else { throw APIError.invalidRequest(issues) }
-        let experiments = try await DatabaseDeadline.run { [status] in try await repository.list(status: status, includeArchived: archived == "true") }
+        let experiments = try await repository.list(status: status, includeArchived: archived == "true")
         return Response.json(["experiments": .array(experiments.map(\.json))])
     }
 
     @Sendable func get(_ request: Request, context: AviaryRequestContext) async throws -> Response {
         let key = try context.existingKey(of: "experiment")
-        let experiment = try await DatabaseDeadline.run { try await repository.get(key) }
+        let experiment = try await repository.get(key)
         return Response.json(experiment.json, headers: Self.headers(experiment))
     }
 
@@ -69,7 +69,7 @@ struct ExperimentsController {
 
     @Sendable func revisions(_ request: Request, context: AviaryRequestContext) async throws -> Response {
         let key = try context.existingKey(of: "experiment")
-        let revisions = try await DatabaseDeadline.run { try await repository.revisions(key) }
+        let revisions = try await repository.revisions(key)
         return Response.json(["revisions": .array(revisions.map(\.json))])
     }
 
@@ -104,9 +104,9 @@ struct ExperimentsController {
     /// Runs a command as the request's key; every command from HTTP either changes the
     /// experiment or throws.
     func execute(_ command: ExperimentCommand, key: String, _ context: AviaryRequestContext) async throws -> Experiment {
-        let actor = context.apiKey?.id
-        let change = try await DatabaseDeadline.run { try await repository.execute(command, key: key, actor: actor) }
-        guard let change else { throw AviaryError.conflict("experiment \"\(key)\" changed meanwhile; try again") }
+        guard let change = try await repository.execute(command, key: key, actor: context.apiKey?.id) else {
+            throw AviaryError.conflict("experiment \"\(key)\" changed meanwhile; try again")
+        }
         return change.experiment
     }
 

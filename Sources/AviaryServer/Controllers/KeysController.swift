@@ -30,23 +30,23 @@ struct KeysController {
         }
         guard issues.isEmpty, let role else { throw AviaryError.invalid(code: "invalid_key", issues: issues.issues) }
         let actor = context.apiKey?.id
-        let (key, secret) = try await DatabaseDeadline.run { [name] in try await repository.create(role: role, name: name, actor: actor) }
-        try await DatabaseDeadline.run { try await authenticator.reload(from: repository) }
+        let (key, secret) = try await repository.create(role: role, name: name, actor: actor)
+        try await authenticator.reload(from: repository)
         var json = key.json.objectValue ?? [:]
         json["key"] = .string(secret)
         return Response.json(.object(json), status: .created, headers: [.location: "/v1/keys/\(key.id)", .cacheControl: "no-store"])
     }
 
     @Sendable func list(_ request: Request, context: AviaryRequestContext) async throws -> Response {
-        Response.json(["keys": .array(try await DatabaseDeadline.run { try await repository.active() }.map(\.json))])
+        Response.json(["keys": .array(try await repository.active().map(\.json))])
     }
 
     @Sendable func delete(_ request: Request, context: AviaryRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
         guard id.utf8.count <= 64 else { throw AviaryError.notFound("key does not exist") }
         let actor = context.apiKey?.id
-        try await DatabaseDeadline.run { try await repository.revoke(id: id, actor: actor) }
-        try await DatabaseDeadline.run { try await authenticator.reload(from: repository) }
+        try await repository.revoke(id: id, actor: actor)
+        try await authenticator.reload(from: repository)
         return Response(status: .noContent)
     }
 }

@@ -119,7 +119,7 @@ struct OFREPController {
             throw Failure(status: .badRequest, code: "INVALID_CONTEXT", details: "context must be an object")
         }
         var issues = IssueCollector()
-        let context = AssignController.context(from: fields, at: JSONPath.root["context"], unitField: "targetingKey", issues: &issues)
+        let context = AssignmentContext(json: fields, at: JSONPath.root["context"], unitField: "targetingKey", issues: &issues)
         guard issues.isEmpty else {
             throw Failure(status: .badRequest, code: "INVALID_CONTEXT", details: issues.issues.map(\.description).joined(separator: "; "))
         }

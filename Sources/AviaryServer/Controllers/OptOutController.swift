@@ -21,8 +21,8 @@ struct OptOutController {
                 issues.rejectUnknownFields(object, .root, known: ["user_id", "anonymous_id"])
                 for field in ["user_id", "anonymous_id"] {
                     if let id = issues.string(object[field], JSONPath.root[field]) {
-                        if id.isEmpty || id.utf8.count > RequestContextReader.maxValueLength {
-                            issues.add(JSONPath.root[field], "must be 1 to \(RequestContextReader.maxValueLength) bytes")
+                        if id.isEmpty || id.utf8.count > AssignmentContextReader.maxValueLength {
+                            issues.add(JSONPath.root[field], "must be 1 to \(AssignmentContextReader.maxValueLength) bytes")
                         } else {
                             units.append(id)
                         }
@@ -31,7 +31,7 @@ struct OptOutController {
             }
             guard issues.isEmpty else { throw APIError.invalidRequest(issues.issues) }
         } else {
-            let read = RequestContextReader.read(request)
+            let read = AssignmentContextReader.read(request)
             if let user = read.context.userID { units.append(user) }
             if read.mintedAnonymousID == nil, let anonymous = read.context.anonymousID { units.append(anonymous) }
         }
@@ -41,9 +41,7 @@ struct OptOutController {
             ])
         }
         let chosen = units
-        try await DatabaseDeadline.run {
-            if optOut { try await repository.optOut(units: chosen) } else { try await repository.optIn(units: chosen) }
-        }
+        if optOut { try await repository.optOut(units: chosen) } else { try await repository.optIn(units: chosen) }
         return Response.json(["opted_out": .bool(optOut), "units": .array(units.map(JSON.string))], headers: [.cacheControl: "no-store"])
     }
 }

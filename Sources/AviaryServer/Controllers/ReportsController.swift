@@ -8,8 +8,8 @@ struct ReportsController {
     let metrics: ConfigObjectStore<Metric>
     let reports: ReportRepository
 
-    /// A report scans the experiment's events; it gets longer than the usual request deadline
-    /// (PostgreSQL stops its statements after 55 s).
+    /// A report scans the experiment's events; its routes get longer than the usual request
+    /// deadline (PostgreSQL stops its statements after 55 s).
     static let deadline: Duration = .seconds(60)
 
     func addRoutes(to group: RouterGroup<AviaryRequestContext>) {
@@ -39,21 +39,19 @@ struct ReportsController {
         case .success(let q): query = q
         case .failure(let failure): throw AviaryError.invalid(code: "invalid_report_query", issues: failure.issues)
         }
-        return try await DatabaseDeadline.run(limit: Self.deadline) {
-            let experiment = try await experiments.get(key)
-            let ordered = try await metrics.forReport(of: experiment.definition)
-            let aggregates = try await reports.aggregate(experiment: experiment.definition, metrics: ordered, query: query)
-            var rollout: JSON?
-            if let plan = experiment.definition.rollout {
-                rollout = [
-                    "state": experiment.rolloutState?.json(plan: plan) ?? .null,
-                    "history": .array(try await experiments.rolloutHistory(key)),
-                ]
-            }
-            return ReportBuilder.build(
-                experiment: experiment.definition, metrics: Dictionary(uniqueKeysWithValues: ordered.map { ($0.key, $0) }),
-                query: query, exposedUnits: aggregates.exposedUnits, multipleExposures: aggregates.multipleExposures,
-                aggregates: aggregates.groups, rollout: rollout)
+        let experiment = try await experiments.get(key)
+        let ordered = try await metrics.forReport(of: experiment.definition)
+        let aggregates = try await reports.aggregate(experiment: experiment.definition, metrics: ordered, query: query)
+        var rollout: JSON?
+        if let plan = experiment.definition.rollout {
+            rollout = [
+                "state": experiment.rolloutState?.json(plan: plan) ?? .null,
+                "history": .array(try await experiments.rolloutHistory(key)),
+            ]
         }
+        return ReportBuilder.build(
+            experiment: experiment.definition, metrics: Dictionary(uniqueKeysWithValues: ordered.map { ($0.key, $0) }),
+            query: query, exposedUnits: aggregates.exposedUnits, multipleExposures: aggregates.multipleExposures,
+            aggregates: aggregates.groups, rollout: rollout)
     }
 }

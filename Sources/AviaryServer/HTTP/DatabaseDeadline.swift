@@ -21,3 +21,22 @@ enum DatabaseDeadline {
         }
     }
 }
+
+/// `DatabaseDeadline` for every route of a group whose answers wait on PostgreSQL, so that no
+/// handler repeats it.
+struct DatabaseDeadlineMiddleware<Context: RequestContext>: RouterMiddleware {
+    var limit: Duration = DatabaseDeadline.requestLimit
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        try await withoutActuallyEscaping(next) { next in
+            let handler = Handler(call: next)
+            return try await DatabaseDeadline.run(limit: limit) { try await handler.call(request, context) }
+        }
+    }
+
+    /// Hummingbird's `next` is neither escaping nor `Sendable`; it runs in the deadline's child
+    /// task, which ends before `handle` returns, on this request's own values only.
+    private struct Handler: @unchecked Sendable {
+        let call: (Request, Context) async throws -> Response
+    }
+}

@@ -3,12 +3,13 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 
-/// Builds an `AssignmentContext` from a request exactly as docs/api.md ("Assignment") lays out: headers, cookies and
-/// query. Values are bounded so a request cannot make the context large.
-enum RequestContextReader {
+/// Builds an `AssignmentContext` from a `GET` request exactly as docs/api.md ("Assignment")
+/// lays out: headers, cookies and query. Values are bounded so a request cannot make the
+/// context large.
+enum AssignmentContextReader {
     static let cookieName = "aviary_id"
-    static let maxValueLength = 1024
-    static let maxAttributes = 100
+    static let maxValueLength = AssignmentContext.maxValueLength
+    static let maxAttributes = AssignmentContext.maxAttributes
     static let attrHeaderPrefix = "x-aviary-attr-"
 
     struct Result {

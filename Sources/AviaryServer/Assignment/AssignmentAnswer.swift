@@ -1,0 +1,88 @@
+import AviaryCore
+import HTTPTypes
+import Hummingbird
+
+/// The one renderer of an assignment answer (docs/api.md, "Assignment") — for `GET` and
+/// `POST /v1/assign` and `/v1/assign/{key}` alike. Made once per snapshot: the
+/// `X-Aviary-Variant-<key>` names, the `X-Aviary-Assignments` members and the JSON pieces of
+/// every experiment and variant, so that answering builds no header name and parses nothing.
+struct AssignmentAnswer: Sendable {
+    /// By experiment position.
+    let variantHeader: [HTTPField.Name?]
+    /// By experiment position, then variant index: `key=variant` as RFC 8941 writes it, or nil
+    /// for experiments whose key cannot be a dictionary key.
+    let dictionaryMember: [[String]?]
+    /// By experiment position: `"key":{"in_experiment":` of the JSON body.
+    let bodyPrefix: [[UInt8]]
+    /// By experiment position, then variant index: `,"value":…,"variant":"…"}` of the JSON body.
+    let bodySuffix: [[[UInt8]]]
+
+    init(_ snapshot: ConfigSnapshot) {
+        variantHeader = snapshot.experiments.map { HTTPField.Name("X-Aviary-Variant-" + $0.key) }
+        dictionaryMember = snapshot.experiments.map { experiment in
+            guard Self.isDictionaryKey(experiment.key) else { return nil }
+            return experiment.variants.map { experiment.key + "=" + Self.item($0.key) }
+        }
+        // Keys and variant keys follow the key grammar: nothing in them needs JSON escaping.
+        bodyPrefix = snapshot.experiments.map { Array("\"\($0.key)\":{\"in_experiment\":".utf8) }
+        bodySuffix = snapshot.experiments.map { experiment in
+            experiment.variants.indices.map { v in
+                Array(",\"value\":".utf8) + experiment.valueJSON[v] + Array(",\"variant\":\"\(experiment.variants[v].key)\"}".utf8)
+            }
+        }
+    }
+
+    /// Body and headers: the assignments in JSON, `X-Aviary-Variant-<key>` per experiment and
+    /// all of them as an RFC 8941 dictionary in `X-Aviary-Assignments`; `bodyless` answers 204
+    /// with the headers only.
+    func response(_ assignments: [Assignment], context: AssignmentContext, mintedCookie: String?, bodyless: Bool) -> Response {
+        var headers = HTTPFields()
+        headers.reserveCapacity(assignments.count + 5)
+        headers[.cacheControl] = "no-store"
+        if let mintedCookie { headers[.setCookie] = AssignmentContextReader.setCookie(mintedCookie) }
+        var dictionary = ""
+        for a in assignments {
+            let position = a.experiment.position
+            if let name = variantHeader[position] { headers.append(HTTPField(name: name, value: a.variantKey)) }
+            if let members = dictionaryMember[position] {
+                if !dictionary.isEmpty { dictionary += ", " }
+                dictionary += members[a.variantIndex]
+            }
+        }
+        if !dictionary.isEmpty { headers[.aviaryAssignments] = dictionary }
+        if bodyless { return Response(status: .noContent, headers: headers) }
+
+        var w = JSONWriter(capacity: 128 + assignments.count * 160)
+        w.raw("{\"assignments\":{")
+        for (i, a) in assignments.enumerated() {
+            if i > 0 { w.raw(",") }
+            let position = a.experiment.position
+            w.raw(bodyPrefix[position])
+            w.bool(a.inExperiment)
+            w.raw(",\"reason\":")
+            w.rawString(a.reason.description)
+            w.raw(bodySuffix[position][a.variantIndex])
+        }
+        w.raw("},\"unit\":{\"anonymous_id\":")
+        w.optionalString(context.anonymousID)
+        w.raw(",\"user_id\":")
+        w.optionalString(context.userID)
+        w.raw("}}")
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: w.buffer))
+    }
+
+    /// RFC 8941 dictionary keys start with a lower-case letter or `*`; Aviary keys may start with
+    /// a digit, and those experiments appear only in their `X-Aviary-Variant-<key>` header.
+    static func isDictionaryKey(_ key: String) -> Bool {
+        guard let first = key.utf8.first else { return false }
+        return first >= UInt8(ascii: "a") && first <= UInt8(ascii: "z")
+    }
+
+    /// A variant key as an RFC 8941 item: a token when it starts with a letter, else a string.
+    /// The key grammar leaves nothing to escape in either.
+    static func item(_ key: String) -> String {
+        guard let first = key.utf8.first, (first >= UInt8(ascii: "a") && first <= UInt8(ascii: "z")) else { return "\"" + key + "\"" }
+        return key
+    }
+}

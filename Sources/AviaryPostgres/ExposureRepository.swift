@@ -78,6 +78,15 @@ public struct ExposureRepository: Sendable {
         return result
     }
 
+    /// Every experiment's units served one variant only, per variant (the dashboard's list).
+    public func unitsPerVariant() async throws -> [String: [String: Int]] {
+        let rows = try await database.client.query(
+            "SELECT experiment_key, variant, count(*)::int FROM exposures WHERE NOT multiple GROUP BY 1, 2", logger: database.logger)
+        var result: [String: [String: Int]] = [:]
+        for try await (experiment, variant, n) in rows.decode((String, String, Int).self) { result[experiment, default: [:]][variant] = n }
+        return result
+    }
+
     /// A unit's history in an experiment.
     public func history(experiment: String, unit: String) async throws -> ExposureHistory {
         let rows = try await database.client.query(

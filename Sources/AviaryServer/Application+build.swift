@@ -33,7 +33,8 @@ public func buildApplication(configuration: AviaryConfiguration, logger: Logger?
     ConfigObjectsController(store: database.cohorts, path: "/v1/cohorts", listField: "cohorts").addRoutes(
         to: router.group("v1/cohorts").add(middleware: admin).add(middleware: reload).add(middleware: bounded))
     KeysController(repository: database.keys, authenticator: authenticator).addRoutes(to: router.group("v1/keys").add(middleware: admin).add(middleware: bounded))
-    ReportsController(experiments: database.experiments, metrics: database.metrics, reports: database.reports).addRoutes(
+    let reports = ReportsController(experiments: database.experiments, metrics: database.metrics, reports: database.reports)
+    reports.addRoutes(
         to: router.group("v1/experiments").add(middleware: admin).add(middleware: DatabaseDeadlineMiddleware(limit: ReportsController.deadline)))
     ConfigObjectsController(store: database.metrics, path: "/v1/metrics", listField: "metrics").addRoutes(
         to: router.group("v1/metrics").add(middleware: admin).add(middleware: bounded))
@@ -47,6 +48,11 @@ public func buildApplication(configuration: AviaryConfiguration, logger: Logger?
         to: router.group("v1/events").add(middleware: client))
     OFREPController(snapshots: snapshots, exposures: exposures, metrics: metrics).addRoutes(
         to: router.group("ofrep/v1/evaluate").add(middleware: AuthMiddleware(authenticator: authenticator, role: .client, emptyErrorBodies: true)))
+
+    let (templates, stylesheet) = try await DashboardController.loadAssets()
+    DashboardController(
+        templates: templates, stylesheet: stylesheet, database: database, keys: authenticator, reports: reports, feed: feed, notifier: notifier
+    ).addRoutes(to: router)
 
     // Services stop in reverse order: the server first, then the exposure flush, while the
     // database pool is still up.

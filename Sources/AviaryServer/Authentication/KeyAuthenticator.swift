@@ -29,6 +29,11 @@ public final class KeyAuthenticator: Sendable {
         return match
     }
 
+    /// The live key with this id (a dashboard session names its key by id).
+    public func key(id: String) -> APIKey? {
+        keys.withLock { keys in keys.first { $0.id == id } }
+    }
+
     public func reload(from repository: APIKeyRepository) async throws {
         replace(with: try await repository.active())
     }

@@ -17,19 +17,23 @@ struct ReportsController {
             Response.json(try await report(request, context).json)
         }
         group.get(":key/report.csv") { request, context in
-            let report = try await report(request, context)
-            return Response(
-                status: .ok,
-                headers: [
-                    .contentType: "text/csv; charset=utf-8; header=present",
-                    .contentDisposition: "attachment; filename=\"\(report.experiment)-report.csv\"",
-                ],
-                body: .init(byteBuffer: ByteBuffer(string: report.csv)))
+            Self.csvResponse(try await report(request, context))
         }
     }
 
+    /// The CSV download of a report. Experiment keys follow the key grammar, so the file name
+    /// needs no escaping.
+    static func csvResponse(_ report: Report) -> Response {
+        Response(
+            status: .ok,
+            headers: [
+                .contentType: "text/csv; charset=utf-8; header=present",
+                .contentDisposition: "attachment; filename=\"\(report.experiment)-report.csv\"",
+            ],
+            body: .init(byteBuffer: ByteBuffer(string: report.csv)))
+    }
+
     private func report(_ request: Request, _ context: AviaryRequestContext) async throws -> Report {
-        // Experiment keys follow the key grammar, so the file name above needs no escaping.
         let key = try context.existingKey(of: "experiment")
         let parameters = request.uri.queryParameters
         let query: ReportQuery
@@ -39,6 +43,11 @@ struct ReportsController {
         case .success(let q): query = q
         case .failure(let failure): throw AviaryError.invalid(code: "invalid_report_query", issues: failure.issues)
         }
+        return try await report(key: key, query: query)
+    }
+
+    /// The report of experiment `key` (the JSON route's, the CSV's and the dashboard's).
+    func report(key: String, query: ReportQuery) async throws -> Report {
         let experiment = try await experiments.get(key)
         let ordered = try await metrics.forReport(of: experiment.definition)
         let aggregates = try await reports.aggregate(experiment: experiment.definition, metrics: ordered, query: query)

@@ -5,6 +5,8 @@ import Hummingbird
 public struct AviaryRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var apiKey: APIKey?
+    /// The dashboard session the request came with (`/ui` pages only).
+    var dashboardSession: DashboardSession?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

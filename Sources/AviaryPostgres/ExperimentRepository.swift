@@ -14,10 +14,14 @@ public struct ExperimentRepository: Sendable {
     /// load the experiment `key` for update, apply the command (`Experiment.apply`, where every
     /// rule of a write lives), save the result with its revision and audit line, record the
     /// rollout's history and `NOTIFY` every replica. Nil when a rollout decision came too late.
-    public func execute(_ command: ExperimentCommand, key: String, actor: String?, now: Date = Date()) async throws -> ExperimentChange? {
+    /// `notifyHosts` limits where a definition's rollout notices may go.
+    public func execute(
+        _ command: ExperimentCommand, key: String, actor: String?, now: Date = Date(), notifyHosts: NotifyHosts? = nil
+    ) async throws -> ExperimentChange? {
         try await database.configTransaction { connection in
             let current = try await fetch(key, on: connection, forUpdate: true)
-            let validation = command.validatesDefinition ? try await validationContext(on: connection) : ExperimentValidationContext(knownCohorts: nil)
+            var validation = command.validatesDefinition ? try await validationContext(on: connection) : ExperimentValidationContext(knownCohorts: nil)
+            validation.notifyHosts = notifyHosts
             guard let change = try Experiment.apply(command, key: key, to: current, context: CommandContext(validation: validation, now: now)) else {
                 return nil
             }

@@ -1,5 +1,6 @@
-import Foundation
+import AviaryCore
 import AviaryPostgres
+import Foundation
 import Logging
 
 /// Every setting of the server, read from the environment in one place (README lists them).
@@ -19,6 +20,13 @@ public struct AviaryConfiguration: Sendable {
     public var migrateOnStart: Bool
     public var migrationsDirectory: URL
     public var databaseMaxConnections: Int
+    /// Where rollout notices may go (`AVIARY_NOTIFY_HOSTS`); nil: any host, with a warning at start.
+    public var notifyHosts: NotifyHosts?
+    /// Signs every notice (`AVIARY_NOTIFY_SECRET`): `X-Aviary-Signature: sha256=<hex>`.
+    public var notifySecret: String?
+    /// Requests per second per key on admin routes and event ingestion (`AVIARY_RATE_LIMIT`),
+    /// bursts up to twice that; nil: no limit.
+    public var rateLimit: Double?
 
     public init(
         databaseURL: String, host: String = "127.0.0.1", port: Int = 8080, adminToken: String? = nil, corsOrigins: [String] = [],
@@ -77,6 +85,17 @@ public struct AviaryConfiguration: Sendable {
             config.logLevel = l
         }
         if let max = env["AVIARY_DATABASE_MAX_CONNECTIONS"], let n = Int(max), n > 0 { config.databaseMaxConnections = n }
+        if let hosts = env["AVIARY_NOTIFY_HOSTS"] {
+            do { config.notifyHosts = try NotifyHosts(hosts) } catch { throw Invalid(description: "\(error)") }
+        }
+        if let secret = env["AVIARY_NOTIFY_SECRET"], !secret.isEmpty {
+            guard secret.utf8.count >= 16 else { throw Invalid(description: "AVIARY_NOTIFY_SECRET must be at least 16 characters") }
+            config.notifySecret = secret
+        }
+        if let limit = env["AVIARY_RATE_LIMIT"], !limit.isEmpty {
+            guard let n = Double(limit), n >= 0, n.isFinite else { throw Invalid(description: "AVIARY_RATE_LIMIT must be requests per second per key (0: none)") }
+            config.rateLimit = n == 0 ? nil : n
+        }
         return config
     }
 }

@@ -7,18 +7,16 @@ a few steps takes seconds. The module's own database is shared by the servers it
 
 from __future__ import annotations
 
-import json
 import signal
-import threading
 import time
 import uuid
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from aviary_e2e import Api, Server, admin, create_client_key, create_experiment, dumps, expect, poll_until
 from aviary_e2e import canary_rollout as canary, get_experiment as state
+from webhook_receiver import WebhookReceiver as Hooks
 
 TICK = "0.3"
 REPLICATION_DEADLINE = 1.0
@@ -26,38 +24,6 @@ REPLICATION_DEADLINE = 1.0
 
 def split_of(doc: dict) -> dict:
     return {e["variant"]: e["weight"] for e in doc["rules"][-1]["serve"]["split"]}
-
-
-class Hooks:
-    """A local webhook receiver collecting JSON POSTs."""
-
-    def __init__(self, failures: int = 0) -> None:
-        """`failures`: how many first deliveries to refuse with a 500 (the sender must retry)."""
-        received = self.received = []
-        self.attempts = 0
-        hooks = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                hooks.attempts += 1
-                if hooks.attempts <= failures:
-                    self.send_response(500)
-                    self.end_headers()
-                    return
-                received.append(json.loads(body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/aviary"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,14 @@ public struct ExperimentValidationContext: Sendable {
     public var layerOccupants: [LayerOccupant]
     /// Metrics that exist (for rollout guardrails); `nil` trusts every reference.
     public var knownMetrics: Set<String>?
+    /// Where rollout notices may go; `nil` allows any host.
+    public var notifyHosts: NotifyHosts?
 
-    public init(knownCohorts: Set<String>?, layerOccupants: [LayerOccupant] = [], knownMetrics: Set<String>? = nil) {
+    public init(knownCohorts: Set<String>?, layerOccupants: [LayerOccupant] = [], knownMetrics: Set<String>? = nil, notifyHosts: NotifyHosts? = nil) {
         self.knownCohorts = knownCohorts
         self.layerOccupants = layerOccupants
         self.knownMetrics = knownMetrics
+        self.notifyHosts = notifyHosts
     }
 }
 
@@ -87,7 +90,7 @@ public enum ExperimentValidator {
 
         let rollout = RolloutValidator.parse(
             body["rollout"], root["rollout"], variants: variants, control: control, rules: rules,
-            knownMetrics: context.knownMetrics, &issues)
+            knownMetrics: context.knownMetrics, notifyHosts: context.notifyHosts, &issues)
 
         guard issues.isEmpty, let key, let control else {
             return .failure(ValidationFailure(issues.issues))

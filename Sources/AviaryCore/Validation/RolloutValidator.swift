@@ -6,10 +6,12 @@ public enum RolloutValidator {
     public static let maxGuardrails = 20
     public static let maxStepSeconds = 366 * 86_400
 
-    /// - Parameter knownMetrics: defined metric keys; nil trusts every guardrail reference.
+    /// - Parameters:
+    ///   - knownMetrics: defined metric keys; nil trusts every guardrail reference.
+    ///   - notifyHosts: where notices may go; nil allows any host.
     public static func parse(
         _ value: JSON?, _ path: JSONPath, variants: [Variant], control: String?, rules: [Rule], knownMetrics: Set<String>?,
-        _ issues: inout IssueCollector
+        notifyHosts: NotifyHosts? = nil, _ issues: inout IssueCollector
     ) -> RolloutPlan? {
         guard let value, !value.isNull else { return nil }
         guard let o = issues.object(value, path) else { return nil }
@@ -93,6 +95,8 @@ public enum RolloutValidator {
         if let raw = issues.string(o["notify_url"], path["notify_url"]) {
             if raw.utf8.count > 2048 || !isWebhookURL(raw) {
                 issues.add(path["notify_url"], "must be an http:// or https:// URL with a host, at most 2048 bytes")
+            } else if let notifyHosts, let url = URL(string: raw), !notifyHosts.allows(url) {
+                issues.add(path["notify_url"], "goes to \(url.host ?? "?")\(url.port.map { ":\($0)" } ?? ""), which is not one of AVIARY_NOTIFY_HOSTS (\(notifyHosts.description))")
             } else {
                 notifyURL = raw
             }

@@ -36,12 +36,7 @@ struct EventsController {
                 headers: [.retryAfter: "1"])
         }
         defer { inFlight.wrappingDecrement(ordering: .releasing) }
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: RequestLimits.maxBodyBytes)
-        } catch {
-            throw APIError.tooLarge
-        }
+        let buffer = try await request.readBody(upTo: RequestLimits.maxBodyBytes)
         let items: [JSON]
         switch EventValidator.split(buffer.readableBytesView, format: format) {
         case .success(let parsed): items = parsed

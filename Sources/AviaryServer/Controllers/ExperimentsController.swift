@@ -7,6 +7,8 @@ struct ExperimentsController {
     let repository: ExperimentRepository
     /// Told of every rollback by hand (the rollout webhook).
     var rollbackHook: (@Sendable (Experiment) -> Void)?
+    /// Where rollout notices may go (`AVIARY_NOTIFY_HOSTS`); nil: anywhere.
+    var notifyHosts: NotifyHosts?
 
     func addRoutes(to group: RouterGroup<AviaryRequestContext>) {
         group.post(use: create)
@@ -104,7 +106,7 @@ struct ExperimentsController {
     /// Runs a command as the request's key; every command from HTTP either changes the
     /// experiment or throws.
     func execute(_ command: ExperimentCommand, key: String, _ context: AviaryRequestContext) async throws -> Experiment {
-        guard let change = try await repository.execute(command, key: key, actor: context.apiKey?.id) else {
+        guard let change = try await repository.execute(command, key: key, actor: context.apiKey?.id, notifyHosts: notifyHosts) else {
             throw AviaryError.conflict("experiment \"\(key)\" changed meanwhile; try again")
         }
         return change.experiment

@@ -232,8 +232,7 @@ struct DashboardSessionMiddleware: RouterMiddleware {
 /// An `application/x-www-form-urlencoded` body of at most 16 KiB.
 enum DashboardForm {
     static func read(_ request: Request) async throws -> [String: String] {
-        let buffer: ByteBuffer
-        do { buffer = try await request.body.collect(upTo: 16 * 1024) } catch { throw APIError.tooLarge }
+        let buffer = try await request.readBody(upTo: 16 * 1024)
         var fields: [String: String] = [:]
         for pair in String(buffer: buffer).split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)

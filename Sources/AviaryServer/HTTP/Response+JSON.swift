@@ -22,14 +22,8 @@ extension Request {
     /// Reads a JSON body: `application/json` (or `+json`) only, at most 1 MiB, nesting bounded.
     /// - Parameter optional: an empty body reads as `nil` instead of failing.
     func decodeJSON(context: some RequestContext, optional: Bool = false) async throws -> JSON? {
-        if let length = headers[.contentLength].flatMap(Int.init), length > RequestLimits.maxBodyBytes { throw APIError.tooLarge }
         let contentType = headers[.contentType]
-        let buffer: ByteBuffer
-        do {
-            buffer = try await body.collect(upTo: RequestLimits.maxBodyBytes)
-        } catch {
-            throw APIError.tooLarge
-        }
+        let buffer = try await readBody(upTo: RequestLimits.maxBodyBytes)
         if optional, buffer.readableBytes == 0 { return nil }
         guard let contentType, Self.isJSON(contentType) else {
             throw APIError(
@@ -43,6 +37,30 @@ extension Request {
         } catch .invalid(let reason) {
             throw APIError.invalidJSON(reason)
         }
+    }
+
+    /// The body, at most `limit` bytes. A larger one is `413`; the rest of it is read and
+    /// thrown away first (up to 64 MiB or 5 s, as nginx's lingering close), so that a client
+    /// still sending reads the answer instead of a closed connection.
+    func readBody(upTo limit: Int) async throws -> ByteBuffer {
+        var buffer = ByteBuffer()
+        var excess = 0
+        let drainUntil = ContinuousClock.now + .seconds(5)
+        do {
+            for try await chunk in body {
+                if excess == 0, buffer.readableBytes + chunk.readableBytes <= limit {
+                    var chunk = chunk
+                    buffer.writeBuffer(&chunk)
+                    continue
+                }
+                excess += chunk.readableBytes
+                if excess > 64 << 20 || ContinuousClock.now > drainUntil { break }
+            }
+        } catch {
+            if excess == 0 { throw error }
+        }
+        if excess > 0 { throw APIError.tooLarge }
+        return buffer
     }
 
     static func isJSON(_ contentType: String) -> Bool {

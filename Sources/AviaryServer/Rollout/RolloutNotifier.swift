@@ -1,4 +1,5 @@
 import AviaryCore
+import Crypto
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -10,23 +11,31 @@ import ServiceLifecycle
 /// Posts a rollout's JSON notice to its `notify_url` (docs/api.md, "The notice"), off the
 /// rollback's path: `notify` queues it, and this service delivers each in a task of its own,
 /// retrying a failing receiver with backoff. On graceful shutdown it takes no new notices,
-/// tries each pending one once more without waiting, and logs those it drops.
+/// tries each pending one once more without waiting, and logs those it drops. With a secret,
+/// every delivery is signed (`X-Aviary-Signature`); redirects are never followed, so a
+/// receiver cannot send the notice on to a host the allow-list would refuse.
 final class RolloutNotifier: Service, Sendable {
     struct Notice: Sendable {
         var url: URL
         var body: Data
         var experiment: String
+        /// The same for every attempt at one notice, so a receiver can drop repeats.
+        var delivery = UUID().uuidString.lowercased()
     }
 
     let logger: Logger
+    let secret: String?
+    private let session: URLSession
     let attempts: Int
     let firstDelay: Duration
     let timeout: TimeInterval
     private let queue: AsyncStream<Notice>
     private let enqueue: AsyncStream<Notice>.Continuation
 
-    init(logger: Logger, attempts: Int = 6, firstDelay: Duration = .milliseconds(500), timeout: TimeInterval = 5) {
+    init(logger: Logger, secret: String? = nil, attempts: Int = 6, firstDelay: Duration = .milliseconds(500), timeout: TimeInterval = 5) {
         self.logger = logger
+        self.secret = secret
+        session = URLSession(configuration: .ephemeral, delegate: NoRedirects(), delegateQueue: nil)
         self.attempts = attempts
         self.firstDelay = firstDelay
         self.timeout = timeout
@@ -69,9 +78,11 @@ final class RolloutNotifier: Service, Sendable {
             request.httpMethod = "POST"
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
             request.setValue("aviary", forHTTPHeaderField: "User-Agent")
+            request.setValue(notice.delivery, forHTTPHeaderField: "X-Aviary-Delivery")
+            if let secret { request.setValue(Self.signature(notice.body, secret: secret), forHTTPHeaderField: "X-Aviary-Signature") }
             request.httpBody = notice.body
             do {
-                let (_, response) = try await URLSession.shared.data(for: request)
+                let (_, response) = try await session.data(for: request)
                 let status = (response as? HTTPURLResponse)?.statusCode ?? 0
                 if (200..<300).contains(status) { return }
                 logger.warning("rollout webhook answered \(status)", metadata: ["attempt": "\(attempt)"])
@@ -86,5 +97,21 @@ final class RolloutNotifier: Service, Sendable {
         logger.error(
             Task.isShuttingDownGracefully ? "rollout webhook dropped at shutdown" : "rollout webhook gave up",
             metadata: ["experiment": "\(notice.experiment)", "url": "\(notice.url)"])
+    }
+
+    /// `sha256=` and the hex HMAC-SHA256 of the exact body.
+    static func signature(_ body: Data, secret: String) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Array(secret.utf8)))
+        return "sha256=" + mac.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Refuses every redirect: the answer is the receiver's own 3xx, a failed delivery.
+    final class NoRedirects: NSObject, URLSessionTaskDelegate, Sendable {
+        func urlSession(
+            _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+            newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void
+        ) {
+            completionHandler(nil)
+        }
     }
 }

@@ -56,8 +56,8 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Mustache", package: "swift-mustache"),
             ],
-            // The dashboard's templates and stylesheet, read at start.
-            resources: [.copy("Dashboard/Templates"), .copy("Dashboard/Static")],
+            // The dashboard's templates and stylesheet and the OpenAPI document, read at start.
+            resources: [.copy("Dashboard/Templates"), .copy("Dashboard/Static"), .copy("OpenAPI")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

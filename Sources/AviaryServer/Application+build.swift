@@ -8,73 +8,12 @@ import ServiceLifecycle
 public func buildApplication(configuration: AviaryConfiguration, logger: Logger? = nil) async throws -> some ApplicationProtocol {
     var logger = logger ?? Logger(label: "aviary")
     logger.logLevel = configuration.logLevel
-    let migrations = try Migration.load(from: configuration.migrationsDirectory)
-    let database = try AviaryDatabase(url: configuration.databaseURL, maximumConnections: configuration.databaseMaxConnections, logger: logger)
-    let authenticator = KeyAuthenticator()
-    let snapshots = SnapshotStore()
-    let exposures = ExposureRecorder(repository: database.exposures, logger: logger)
-    let feed = ConfigFeed(database: database, snapshots: snapshots, authenticator: authenticator, pollInterval: configuration.configPollInterval, logger: logger)
-
-    let metrics = AviaryMetrics()
-    let router = Router(context: AviaryRequestContext.self)
-    router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
-    router.add(middleware: ErrorMiddleware())
-    if !configuration.corsOrigins.isEmpty { router.add(middleware: AviaryCORSMiddleware(origins: Set(configuration.corsOrigins))) }
-    MetricsEndpoint(metrics: metrics, exposures: exposures, experiments: database.experiments).addRoutes(to: router)
-    HealthController(database: database, migrations: migrations, authenticator: authenticator, snapshots: snapshots).addRoutes(to: router)
-
-    let admin = AuthMiddleware(authenticator: authenticator, role: .admin)
-    // After authentication, which names the key; never on assignment or OFREP.
-    let limited = RateLimitMiddleware(limiter: configuration.rateLimit.map(RateLimiter.init(rate:)))
-    let reload = ReloadAfterWriteMiddleware<AviaryRequestContext>(feed: feed)
-    // Innermost: the deadline bounds the handler's wait for PostgreSQL, not the reload after it.
-    let bounded = DatabaseDeadlineMiddleware<AviaryRequestContext>()
-    let notifier = RolloutNotifier(logger: logger, secret: configuration.notifySecret)
-    if configuration.notifyHosts == nil {
-        logger.warning("AVIARY_NOTIFY_HOSTS is not set: rollout notices may go to any host an admin names (docs/security.md)")
-    }
-    ExperimentsController(
-        repository: database.experiments, rollbackHook: { notifier.notify($0, event: "rolled_back", reason: $0.rolloutState?.reason) },
-        notifyHosts: configuration.notifyHosts
-    ).addRoutes(
-        to: router.group("v1/experiments").add(middleware: admin).add(middleware: limited).add(middleware: reload).add(middleware: bounded))
-    ConfigObjectsController(store: database.cohorts, path: "/v1/cohorts", listField: "cohorts").addRoutes(
-        to: router.group("v1/cohorts").add(middleware: admin).add(middleware: limited).add(middleware: reload).add(middleware: bounded))
-    KeysController(repository: database.keys, authenticator: authenticator).addRoutes(to: router.group("v1/keys").add(middleware: admin).add(middleware: limited).add(middleware: bounded))
-    let reports = ReportsController(experiments: database.experiments, metrics: database.metrics, reports: database.reports)
-    reports.addRoutes(
-        to: router.group("v1/experiments").add(middleware: admin).add(middleware: limited).add(middleware: DatabaseDeadlineMiddleware(limit: ReportsController.deadline)))
-    ConfigObjectsController(store: database.metrics, path: "/v1/metrics", listField: "metrics").addRoutes(
-        to: router.group("v1/metrics").add(middleware: admin).add(middleware: limited).add(middleware: bounded))
-    AuditController(repository: database.audit).addRoutes(to: router.group("v1/audit").add(middleware: admin).add(middleware: limited).add(middleware: bounded))
-
-    let client = AuthMiddleware(authenticator: authenticator, role: .client)
-    AssignController(snapshots: snapshots, exposures: exposures, metrics: metrics).addRoutes(to: router.group("v1/assign").add(middleware: client))
-    OptOutController(repository: database.optOuts).addRoutes(to: router.group("v1/opt-out").add(middleware: client).add(middleware: reload).add(middleware: bounded))
-    // A batch writer per pool connection, less the ones assignment and admin work need.
-    EventsController(repository: database.events, maxInFlight: max(2, configuration.databaseMaxConnections - 4), metrics: metrics).addRoutes(
-        to: router.group("v1/events").add(middleware: client).add(middleware: limited))
-    OFREPController(snapshots: snapshots, exposures: exposures, metrics: metrics).addRoutes(
-        to: router.group("ofrep/v1/evaluate").add(middleware: AuthMiddleware(authenticator: authenticator, role: .client, emptyErrorBodies: true)))
-
-    let (templates, stylesheet) = try await DashboardController.loadAssets()
-    DashboardController(
-        templates: templates, stylesheet: stylesheet, database: database, keys: authenticator, reports: reports, feed: feed, notifier: notifier
-    ).addRoutes(to: router)
-
-    // Services stop in reverse order: the server first, then the exposure flush, while the
-    // database pool is still up.
-    var services: [any Service] = [
-        database, feed, exposures, notifier, EventPartitionService(repository: database.events, interval: .seconds(6 * 3600), logger: logger),
-        RolloutLeader(database: database, tick: configuration.rolloutTick, notifier: notifier, logger: logger),
-    ]
-    if let interval = configuration.reportRefresh {
-        services.append(ReportStateRefresher(database: database, interval: interval, logger: logger))
-    }
+    let server = try await AviaryServerParts(configuration: configuration, logger: logger)
+    let (database, feed, migrations) = (server.database, server.feed, server.migrations)
     var app = Application(
-        router: router,
+        router: server.router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
-        services: services,
+        services: server.services,
         logger: logger
     )
     app.beforeServerStarts {
@@ -89,4 +28,85 @@ public func buildApplication(configuration: AviaryConfiguration, logger: Logger?
         await feed.reload()
     }
     return app
+}
+
+/// The router and the services of one server, before they run.
+struct AviaryServerParts {
+    let router: Router<AviaryRequestContext>
+    let services: [any Service]
+    let database: AviaryDatabase
+    let feed: ConfigFeed
+    let migrations: [Migration]
+
+    init(configuration: AviaryConfiguration, logger: Logger) async throws {
+        let migrations = try Migration.load(from: configuration.migrationsDirectory)
+        let database = try AviaryDatabase(url: configuration.databaseURL, maximumConnections: configuration.databaseMaxConnections, logger: logger)
+        let authenticator = KeyAuthenticator()
+        let snapshots = SnapshotStore()
+        let exposures = ExposureRecorder(repository: database.exposures, logger: logger)
+        let feed = ConfigFeed(database: database, snapshots: snapshots, authenticator: authenticator, pollInterval: configuration.configPollInterval, logger: logger)
+
+        let metrics = AviaryMetrics()
+        let router = Router(context: AviaryRequestContext.self)
+        OpenAPIController(document: try OpenAPIController.loadDocument()).addRoutes(to: router)
+        router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+        router.add(middleware: ErrorMiddleware())
+        if !configuration.corsOrigins.isEmpty { router.add(middleware: AviaryCORSMiddleware(origins: Set(configuration.corsOrigins))) }
+        MetricsEndpoint(metrics: metrics, exposures: exposures, experiments: database.experiments).addRoutes(to: router)
+        HealthController(database: database, migrations: migrations, authenticator: authenticator, snapshots: snapshots).addRoutes(to: router)
+
+        let admin = AuthMiddleware(authenticator: authenticator, role: .admin)
+        // After authentication, which names the key; never on assignment or OFREP.
+        let limited = RateLimitMiddleware(limiter: configuration.rateLimit.map(RateLimiter.init(rate:)))
+        let reload = ReloadAfterWriteMiddleware<AviaryRequestContext>(feed: feed)
+        // Innermost: the deadline bounds the handler's wait for PostgreSQL, not the reload after it.
+        let bounded = DatabaseDeadlineMiddleware<AviaryRequestContext>()
+        let notifier = RolloutNotifier(logger: logger, secret: configuration.notifySecret)
+        if configuration.notifyHosts == nil {
+            logger.warning("AVIARY_NOTIFY_HOSTS is not set: rollout notices may go to any host an admin names (docs/security.md)")
+        }
+        ExperimentsController(
+            repository: database.experiments, rollbackHook: { notifier.notify($0, event: "rolled_back", reason: $0.rolloutState?.reason) },
+            notifyHosts: configuration.notifyHosts
+        ).addRoutes(
+            to: router.group("v1/experiments").add(middleware: admin).add(middleware: limited).add(middleware: reload).add(middleware: bounded))
+        ConfigObjectsController(store: database.cohorts, path: "/v1/cohorts", listField: "cohorts").addRoutes(
+            to: router.group("v1/cohorts").add(middleware: admin).add(middleware: limited).add(middleware: reload).add(middleware: bounded))
+        KeysController(repository: database.keys, authenticator: authenticator).addRoutes(to: router.group("v1/keys").add(middleware: admin).add(middleware: limited).add(middleware: bounded))
+        let reports = ReportsController(experiments: database.experiments, metrics: database.metrics, reports: database.reports)
+        reports.addRoutes(
+            to: router.group("v1/experiments").add(middleware: admin).add(middleware: limited).add(middleware: DatabaseDeadlineMiddleware(limit: ReportsController.deadline)))
+        ConfigObjectsController(store: database.metrics, path: "/v1/metrics", listField: "metrics").addRoutes(
+            to: router.group("v1/metrics").add(middleware: admin).add(middleware: limited).add(middleware: bounded))
+        AuditController(repository: database.audit).addRoutes(to: router.group("v1/audit").add(middleware: admin).add(middleware: limited).add(middleware: bounded))
+
+        let client = AuthMiddleware(authenticator: authenticator, role: .client)
+        AssignController(snapshots: snapshots, exposures: exposures, metrics: metrics).addRoutes(to: router.group("v1/assign").add(middleware: client))
+        OptOutController(repository: database.optOuts).addRoutes(to: router.group("v1/opt-out").add(middleware: client).add(middleware: reload).add(middleware: bounded))
+        // A batch writer per pool connection, less the ones assignment and admin work need.
+        EventsController(repository: database.events, maxInFlight: max(2, configuration.databaseMaxConnections - 4), metrics: metrics).addRoutes(
+            to: router.group("v1/events").add(middleware: client).add(middleware: limited))
+        OFREPController(snapshots: snapshots, exposures: exposures, metrics: metrics).addRoutes(
+            to: router.group("ofrep/v1/evaluate").add(middleware: AuthMiddleware(authenticator: authenticator, role: .client, emptyErrorBodies: true)))
+
+        let (templates, stylesheet) = try await DashboardController.loadAssets()
+        DashboardController(
+            templates: templates, stylesheet: stylesheet, database: database, keys: authenticator, reports: reports, feed: feed, notifier: notifier
+        ).addRoutes(to: router)
+
+        // Services stop in reverse order: the server first, then the exposure flush, while the
+        // database pool is still up.
+        var services: [any Service] = [
+            database, feed, exposures, notifier, EventPartitionService(repository: database.events, interval: .seconds(6 * 3600), logger: logger),
+            RolloutLeader(database: database, tick: configuration.rolloutTick, notifier: notifier, logger: logger),
+        ]
+        if let interval = configuration.reportRefresh {
+            services.append(ReportStateRefresher(database: database, interval: interval, logger: logger))
+        }
+        self.router = router
+        self.services = services
+        self.database = database
+        self.feed = feed
+        self.migrations = migrations
+    }
 }

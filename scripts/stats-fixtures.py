@@ -2,6 +2,7 @@
 """Generates Tests/AviaryCoreTests/Fixtures/statistics.json, the reference values for the Swift
 statistics code (Sources/AviaryCore/Statistics), from SciPy/NumPy with fixed seeds.
 
+Multiple-testing corrections come from statsmodels' multipletests (holm, fdr_bh).
 Distribution values come from scipy.stats and are cross-checked against mpmath at 50 digits;
 where SciPy itself is off (deep tails it underflows), the mpmath value is stored and the entry
 says "source": "mpmath". Welch cases come from stats.ttest_ind(treatment, control,
@@ -18,7 +19,9 @@ import pathlib
 import mpmath
 import numpy as np
 import scipy
+import statsmodels
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 mpmath.mp.dps = 50
 OUT = pathlib.Path(__file__).resolve().parent.parent / "Tests/AviaryCoreTests/Fixtures/statistics.json"
@@ -293,10 +296,32 @@ def quantile_cases():
             for s in samples]
 
 
+def multipletests_cases():
+    rng = np.random.default_rng(2026)
+    families = [
+        [0.01],
+        [0.04, 0.01, 0.03],
+        [0.5, 0.5, 0.5, 0.01],          # ties
+        [1.0, 0.2, 1.0, 0.04],          # p = 1
+        [0.0, 1e-12, 0.049, 0.051, 0.9],
+        [0.02, 0.02, 0.02, 0.02],
+        rng.uniform(0, 1, 8).round(6).tolist(),
+        rng.uniform(0, 0.1, 20).tolist(),
+        np.concatenate([rng.uniform(0, 0.001, 5), rng.uniform(0, 1, 25)]).tolist(),
+    ]
+    cases = []
+    for p in families:
+        case = {"p": [float(x) for x in p]}
+        for name, method in (("holm", "holm"), ("bh", "fdr_bh")):
+            case[name] = [float(x) for x in multipletests(p, method=method)[1]]
+        cases.append(case)
+    return cases
+
+
 def main():
     fixtures = {
         "generator": f"scripts/stats-fixtures.py (scipy {scipy.__version__}, numpy {np.__version__}, "
-                     f"mpmath {mpmath.__version__})",
+                     f"mpmath {mpmath.__version__}, statsmodels {statsmodels.__version__})",
         "normal": normal_cases(),
         "normal_ppf": normal_ppf_cases(),
         "t": t_cases(),
@@ -306,6 +331,7 @@ def main():
         "welch": welch_cases(),
         "ratio": ratio_cases(),
         "quantile": quantile_cases(),
+        "multipletests": multipletests_cases(),
     }
     # One case per line keeps diffs readable while the large samples stay compact.
     lines = ["{"]

@@ -2,7 +2,8 @@ import AviaryCore
 import Foundation
 import Testing
 
-// Reference values from scripts/stats-fixtures.py (SciPy/NumPy, cross-checked with mpmath).
+// Reference values from scripts/stats-fixtures.py (SciPy/NumPy, cross-checked with mpmath;
+// statsmodels for multiple-testing corrections).
 
 struct StatisticsFixtures: Decodable, Sendable {
     struct NormalPoint: Decodable, Sendable { var x, cdf, sf: Double }
@@ -38,6 +39,7 @@ struct StatisticsFixtures: Decodable, Sendable {
         var testDescription: String { name }
     }
     struct SampleQuantileCase: Decodable, Sendable { var values, q, expected: [Double] }
+    struct MultipleTestsCase: Decodable, Sendable { var p, holm, bh: [Double] }
 
     var normal: [NormalPoint]
     var normalPpf: [QuantilePoint]
@@ -48,6 +50,7 @@ struct StatisticsFixtures: Decodable, Sendable {
     var welch: [WelchCase]
     var ratio: [RatioCase]
     var quantile: [SampleQuantileCase]
+    var multipletests: [MultipleTestsCase]
 
     static let shared: StatisticsFixtures = {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -363,5 +366,69 @@ extension StatisticsTests {
             #expect(Quantile.linear([1, .nan], 0.5) == nil)
             #expect(Quantile.linear(sorted: [1, 2, 3, 4], 1) == 4 && Quantile.linear(sorted: [1, 2, 3, 4], 0) == 1)
         }
+    }
+}
+
+struct MultipleTestingTests {
+    @Test func holmAndBenjaminiHochbergAreStatsmodels() {
+        #expect(fixtures.multipletests.count >= 9)
+        for case_ in fixtures.multipletests {
+            for (method, expected) in [(MultipleTesting.Method.holm, case_.holm), (.bh, case_.bh)] {
+                let adjusted = MultipleTesting.adjust(case_.p, method: method)
+                #expect(adjusted.count == expected.count)
+                for (a, e) in zip(adjusted, expected) {
+                    #expect(abs(a - e) <= 1e-12 * max(1, abs(e)), "\(method) of \(case_.p): \(a) vs \(e)")
+                }
+            }
+        }
+        #expect(MultipleTesting.adjust([], method: .bh).isEmpty)
+    }
+
+    @Test func theAnalysisSettingsAreValidatedWithTheirPaths() {
+        var body: [String: JSON] = [
+            "key": "x", "variants": [["key": "a", "value": 1], ["key": "b", "value": 2]], "control": "a",
+            "rules": [["serve": ["variant": "a"]]], "analysis": ["correction": "bonferroni", "sequential": true],
+        ]
+        guard case .failure(let failure) = ExperimentValidator.validate(.object(body), context: .init(knownCohorts: [])) else {
+            Issue.record("a wrong correction passed")
+            return
+        }
+        #expect(Set(failure.issues.map(\.path)) == ["analysis.correction", "analysis.sequential"])
+        body["analysis"] = ["correction": "holm"]
+        #expect((try? ExperimentValidator.validate(.object(body), context: .init(knownCohorts: [])).get())?.analysis.correction == .holm)
+        body["analysis"] = nil
+        #expect((try? ExperimentValidator.validate(.object(body), context: .init(knownCohorts: [])).get())?.analysis.correction == AnalysisSettings.Correction.none)
+    }
+
+    @Test func aReportAdjustsPrimaryAndSecondaryComparisonsOfTreatmentsOnly() {
+        let definition = ExperimentDefinition(
+            key: "three", variants: [Variant(key: "a", value: 1), Variant(key: "b", value: 2), Variant(key: "c", value: 3)], control: "a",
+            rules: [Rule(name: "everyone", serve: .split([.init(variant: "a", weight: 3_334), .init(variant: "b", weight: 3_333), .init(variant: "c", weight: 3_333)]))],
+            metrics: ExperimentMetrics(primary: ["m1"], secondary: ["m2"], guardrails: ["m3"]), analysis: AnalysisSettings(correction: .bh))
+        let metrics = Dictionary(uniqueKeysWithValues: ["m1", "m2", "m3"].map { ($0, Metric(key: $0, kind: .sum, event: $0)) })
+        func moments(_ mean: Double) -> MetricMoments { MetricMoments(n: 50, mean: mean, variance: 4) }
+        let aggregates = [("a", 10.0), ("b", 10.6), ("c", 11.2)].map { variant, mean in
+            GroupAggregate(key: ReportGroupKey(variant: variant), unitsWithEvents: 50, events: 100,
+                           metrics: ["m1": moments(mean), "m2": moments(mean * 0.98), "m3": moments(mean)])
+        }
+        let report = ReportBuilder.build(
+            experiment: definition, metrics: metrics, query: ReportQuery(), exposedUnits: ["a": 50, "b": 50, "c": 50], aggregates: aggregates)
+        var raw: [Double] = []
+        for group in report.groups where group.key.variant != "a" {
+            for metric in group.metrics where metric.key != "m3" { raw.append(metric.comparison!.pValue!) }
+        }
+        let expected = MultipleTesting.adjust(raw, method: .bh)
+        var shown: [Double] = []
+        for group in report.groups {
+            for metric in group.metrics {
+                if group.key.variant == "a" || metric.key == "m3" {
+                    #expect(metric.comparison?.adjustedPValue == nil, "\(group.key.variant) \(metric.key)")
+                } else {
+                    shown.append(metric.comparison!.adjustedPValue!)
+                }
+            }
+        }
+        #expect(shown == expected && shown.count == 4)
+        #expect(report.csv.split(separator: "\r\n").first?.hasSuffix(",adjusted_p_value") == true)
     }
 }

@@ -188,7 +188,7 @@ def test_csv_matches_json(aviary: Server, outcome) -> None:
     rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8"), newline="")))
     assert list(rows[0].keys()) == [
         "variant", "model", "app_version", "metric", "kind", "units", "n", "mean", "stddev", "delta",
-        "relative_lift", "ci95_low", "ci95_high", "p_value", "chance_to_beat_control"]
+        "relative_lift", "ci95_low", "ci95_high", "p_value", "chance_to_beat_control", "adjusted_p_value"]
     assert len(rows) == len(report["groups"]) * len(METRICS)
     by_key = {(row["variant"], row["model"], row["metric"]): row for row in rows}
     for group in report["groups"]:

@@ -26,6 +26,7 @@ extension ExperimentDefinition {
                 "guardrails": .array(metrics.guardrails.map(JSON.string)),
             ],
             "rollout": rollout?.json ?? .null,
+            "analysis": analysis.json,
         ]
     }
 }

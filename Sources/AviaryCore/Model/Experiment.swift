@@ -102,12 +102,15 @@ public struct ExperimentDefinition: Sendable, Hashable {
     public var layerRange: LayerRange?
     public var metrics: ExperimentMetrics
     public var rollout: RolloutPlan?
+    public var analysis: AnalysisSettings
 
     public init(
         key: String, name: String? = nil, description: String = "", unit: UnitKind = .userID, fallbackUnit: UnitKind? = nil,
         salt: String? = nil, variants: [Variant], control: String, rules: [Rule], optOut: Bool = true,
-        layer: String? = nil, layerRange: LayerRange? = nil, metrics: ExperimentMetrics = .init(), rollout: RolloutPlan? = nil
+        layer: String? = nil, layerRange: LayerRange? = nil, metrics: ExperimentMetrics = .init(), rollout: RolloutPlan? = nil,
+        analysis: AnalysisSettings = AnalysisSettings()
     ) {
+        self.analysis = analysis
         self.key = key
         self.name = name ?? key
         self.description = description

@@ -25,7 +25,7 @@ extension Report {
     /// The CSV columns of docs/api.md ("Reports"), in order.
     public static let csvColumns = [
         "variant", "model", "app_version", "metric", "kind", "units", "n", "mean", "stddev", "delta", "relative_lift",
-        "ci95_low", "ci95_high", "p_value", "chance_to_beat_control",
+        "ci95_low", "ci95_high", "p_value", "chance_to_beat_control", "adjusted_p_value",
     ]
 
     /// RFC 4180: a header row, then one row per (group, metric); CRLF line ends; empty fields
@@ -41,7 +41,7 @@ extension Report {
                     Self.csvNumber(metric.mean), Self.csvNumber(metric.stddev), Self.csvNumber(c?.delta),
                     Self.csvNumber(c?.relativeLift), Self.csvNumber(c?.confidenceInterval?.lowerBound),
                     Self.csvNumber(c?.confidenceInterval?.upperBound), Self.csvNumber(c?.pValue),
-                    Self.csvNumber(c?.chanceToBeatControl),
+                    Self.csvNumber(c?.chanceToBeatControl), Self.csvNumber(c?.adjustedPValue),
                 ]
                 out += fields.joined(separator: ",") + "\r\n"
             }
@@ -97,6 +97,7 @@ extension MetricResult {
             "relative_lift": Report.number(c?.relativeLift),
             "ci95": c?.confidenceInterval.map { .array([Report.number($0.lowerBound), Report.number($0.upperBound)]) } ?? .null,
             "p_value": Report.number(c?.pValue),
+            "adjusted_p_value": Report.number(c?.adjustedPValue),
             "chance_to_beat_control": Report.number(c?.chanceToBeatControl),
             "note": [note, c?.note].compactMap { $0 }.joined(separator: "; ").nilIfEmpty.map(JSON.string) ?? .null,
         ]

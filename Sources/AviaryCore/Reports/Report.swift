@@ -122,6 +122,8 @@ public enum ReportBuilder {
             groups.append(ReportGroup(key: key, units: units(of: key), events: byKey[key]?.events ?? 0, metrics: results))
         }
 
+        correct(&groups, experiment)
+
         let observed = experiment.variants.map { Double(exposedUnits[$0.key, default: 0]) }
         let srm: ChiSquare.GoodnessOfFit
         switch expectedShares(experiment) {
@@ -134,6 +136,30 @@ public enum ReportBuilder {
             experiment: experiment.key, control: experiment.control, query: query,
             exposedUnits: experiment.variants.map { ($0.key, exposedUnits[$0.key, default: 0]) },
             multipleExposures: multipleExposures, srm: srm, groups: groups, rollout: rollout)
+    }
+
+    /// Adds `adjustedPValue` to every comparison of a primary or secondary metric of every
+    /// group that is not the control's, corrected across all of them together as the
+    /// experiment's `analysis.correction` says; nothing without a correction.
+    static func correct(_ groups: inout [ReportGroup], _ experiment: ExperimentDefinition) {
+        let method: MultipleTesting.Method
+        switch experiment.analysis.correction {
+        case .none: return
+        case .holm: method = .holm
+        case .bh: method = .bh
+        }
+        let family = Set(experiment.metrics.primary + experiment.metrics.secondary)
+        var places: [(group: Int, metric: Int)] = [], pValues: [Double] = []
+        for (g, group) in groups.enumerated() where group.key.variant != experiment.control {
+            for (m, metric) in group.metrics.enumerated() where family.contains(metric.key) {
+                guard let p = metric.comparison?.pValue, p.isFinite else { continue }
+                places.append((g, m))
+                pValues.append(p)
+            }
+        }
+        for (place, adjusted) in zip(places, MultipleTesting.adjust(pValues, method: method)) {
+            groups[place.group].metrics[place.metric].comparison?.adjustedPValue = adjusted
+        }
     }
 
     /// A treatment group's metric against the control group's.

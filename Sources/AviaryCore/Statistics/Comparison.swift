@@ -17,6 +17,8 @@ public struct Comparison: Sendable, Hashable {
     public var confidenceInterval: ClosedRange<Double>?
     /// P(treatment > control) under a normal approximation of the difference, Φ(delta / se).
     public var chanceToBeatControl: Double?
+    /// `pValue` corrected for the report's family of comparisons (`AnalysisSettings.correction`).
+    public var adjustedPValue: Double?
     /// Why some fields are nil ("; "-joined when there are several reasons).
     public var note: String?
 

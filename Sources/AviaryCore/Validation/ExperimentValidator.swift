@@ -37,7 +37,7 @@ public enum ExperimentValidator {
 
     static let writableFields: Set<String> = [
         "key", "name", "description", "unit", "fallback_unit", "salt", "variants", "control", "rules",
-        "opt_out", "layer", "layer_range", "metrics", "rollout",
+        "opt_out", "layer", "layer_range", "metrics", "rollout", "analysis",
     ]
     /// Fields the server owns; accepted and ignored so a fetched experiment can be sent back as is.
     static let readOnlyFields: Set<String> = [
@@ -87,6 +87,7 @@ public enum ExperimentValidator {
         let optOut = issues.bool(body["opt_out"], root["opt_out"]) ?? true
         let (layer, layerRange) = parseLayer(body, key: key, context: context, &issues)
         let metrics = parseMetrics(body["metrics"], root["metrics"], &issues)
+        let analysis = AnalysisSettings.parse(body["analysis"], root["analysis"], &issues)
 
         let rollout = RolloutValidator.parse(
             body["rollout"], root["rollout"], variants: variants, control: control, rules: rules,
@@ -99,7 +100,7 @@ public enum ExperimentValidator {
             ExperimentDefinition(
                 key: key, name: name, description: description ?? "", unit: unit, fallbackUnit: fallbackUnit,
                 salt: salt, variants: variants, control: control, rules: rules, optOut: optOut, layer: layer,
-                layerRange: layerRange, metrics: metrics, rollout: rollout
+                layerRange: layerRange, metrics: metrics, rollout: rollout, analysis: analysis
             ))
     }
 

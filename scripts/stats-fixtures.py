@@ -22,6 +22,7 @@ import scipy
 import statsmodels
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import NormalIndPower
 
 mpmath.mp.dps = 50
 OUT = pathlib.Path(__file__).resolve().parent.parent / "Tests/AviaryCoreTests/Fixtures/statistics.json"
@@ -318,6 +319,22 @@ def multipletests_cases():
     return cases
 
 
+def mde_cases():
+    """The detectable effect in standard errors: x with Φ(x − z) + Φ(−x − z) = power. statsmodels
+    solves for the standardized effect d of two samples, x = d·sqrt(1 / (1/n1 + 1/n2)) (which
+    does not depend on n), but only to its root finder's tolerance (within about 1e-5 relative); the
+    root is also found with mpmath at 50 digits, and that is the reference."""
+    cases = []
+    for alpha, power, n1, n2 in ((0.05, 0.8, 100, 100), (0.05, 0.8, 37, 5000), (0.05, 0.9, 1000, 1200), (0.01, 0.8, 50, 60),
+                                 (0.1, 0.5, 20, 20), (0.05, 0.95, 1_000_000, 999_000)):
+        d = NormalIndPower().solve_power(effect_size=None, nobs1=n1, alpha=alpha, power=power, ratio=n2 / n1, alternative="two-sided")
+        z = mp_norm_ppf(1 - mpmath.mpf(alpha) / 2)
+        exact = mpmath.findroot(lambda x: mpmath.ncdf(x - z) + mpmath.ncdf(-x - z) - mpmath.mpf(power), 2.8)
+        cases.append({"alpha": alpha, "power": power, "n1": n1, "n2": n2, "multiple": float(exact),
+                      "statsmodels": float(d * math.sqrt(1 / (1 / n1 + 1 / n2)))})
+    return cases
+
+
 def main():
     fixtures = {
         "generator": f"scripts/stats-fixtures.py (scipy {scipy.__version__}, numpy {np.__version__}, "
@@ -332,6 +349,7 @@ def main():
         "ratio": ratio_cases(),
         "quantile": quantile_cases(),
         "multipletests": multipletests_cases(),
+        "mde": mde_cases(),
     }
     # One case per line keeps diffs readable while the large samples stay compact.
     lines = ["{"]

@@ -40,6 +40,7 @@ struct StatisticsFixtures: Decodable, Sendable {
     }
     struct SampleQuantileCase: Decodable, Sendable { var values, q, expected: [Double] }
     struct MultipleTestsCase: Decodable, Sendable { var p, holm, bh: [Double] }
+    struct MDECase: Decodable, Sendable { var alpha, power, multiple, statsmodels: Double }
 
     var normal: [NormalPoint]
     var normalPpf: [QuantilePoint]
@@ -51,6 +52,7 @@ struct StatisticsFixtures: Decodable, Sendable {
     var ratio: [RatioCase]
     var quantile: [SampleQuantileCase]
     var multipletests: [MultipleTestsCase]
+    var mde: [MDECase]
 
     static let shared: StatisticsFixtures = {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -382,6 +384,18 @@ struct MultipleTestingTests {
             }
         }
         #expect(MultipleTesting.adjust([], method: .bh).isEmpty)
+    }
+
+    @Test func theMinimumDetectableEffectIsStatsmodelsNormalIndPower() {
+        #expect(fixtures.mde.count >= 6)
+        for c in fixtures.mde {
+            let x = Power.detectableMultiple(alpha: c.alpha, power: c.power)
+            #expect(abs(x - c.multiple) <= 1e-12 * c.multiple, "alpha \(c.alpha) power \(c.power): \(x) vs \(c.multiple)")
+            // statsmodels stops its root finder within about 1e-5 of the root.
+            #expect(abs(x - c.statsmodels) <= 1e-5 * c.multiple, "alpha \(c.alpha) power \(c.power): \(x) vs statsmodels \(c.statsmodels)")
+        }
+        #expect(Power.minimumDetectableEffect(standardError: 0.5)! == 0.5 * Power.detectableMultiple())
+        #expect(Power.minimumDetectableEffect(standardError: nil) == nil && Power.minimumDetectableEffect(standardError: 0) == nil)
     }
 
     @Test func theAnalysisSettingsAreValidatedWithTheirPaths() {

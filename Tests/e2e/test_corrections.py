@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 from statsmodels.stats.multitest import multipletests
 
 from aviary_e2e import Api, Server, admin, create_experiment, expect, poll_until
@@ -54,6 +54,10 @@ def test_benjamini_hochberg_equals_statsmodels(aviary: Server, aviary_factory, d
         expect(client.post("/v1/events", json=events[i:i + 500]), 200)
     poll_until(lambda: sum(api.get(f"/v1/experiments/{KEY}/report").json()["exposed_units"].values()) == len(variant_of), timeout=10)
 
+    # The detectable effect in standard errors at α = 0.05, power 0.8, both tails counted.
+    z = stats.norm.ppf(0.975)
+    multiple = optimize.brentq(lambda x: stats.norm.cdf(x - z) + stats.norm.cdf(-x - z) - 0.8, 0, 10, xtol=1e-15, rtol=1e-15)
+    mdes = {}
     # Welch p-values of every treatment's primary and secondary metric, in report order.
     keys, pvalues = [], []
     for variant in VARIANTS[1:]:
@@ -62,6 +66,8 @@ def test_benjamini_hochberg_equals_statsmodels(aviary: Server, aviary_factory, d
             control = [values[u][metric] for u, v in variant_of.items() if v == "gpt-4"]
             keys.append((variant, metric))
             pvalues.append(float(stats.ttest_ind(treatment, control, equal_var=False).pvalue))
+            se = math.sqrt(np.var(treatment, ddof=1) / len(treatment) + np.var(control, ddof=1) / len(control))
+            mdes[(variant, metric)] = multiple * se
     expected = dict(zip(keys, multipletests(pvalues, method="fdr_bh")[1]))
 
     def check(server: Server, where: str) -> None:
@@ -71,8 +77,10 @@ def test_benjamini_hochberg_equals_statsmodels(aviary: Server, aviary_factory, d
                 got = result["adjusted_p_value"]
                 if group["variant"] == "gpt-4" or metric == "spend":
                     assert got is None, (where, group["variant"], metric, got)
+                    assert (result["mde"] is None) == (group["variant"] == "gpt-4"), (where, group["variant"], metric)
                     continue
                 want = expected[(group["variant"], metric)]
+                assert math.isclose(result["mde"], mdes[(group["variant"], metric)], rel_tol=1e-9), (where, metric, result["mde"])
                 assert math.isclose(result["p_value"], pvalues[keys.index((group["variant"], metric))], rel_tol=1e-9), (where, metric)
                 assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12), (where, group["variant"], metric, got, want)
 

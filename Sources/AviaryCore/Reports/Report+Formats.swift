@@ -98,6 +98,7 @@ extension MetricResult {
             "ci95": c?.confidenceInterval.map { .array([Report.number($0.lowerBound), Report.number($0.upperBound)]) } ?? .null,
             "p_value": Report.number(c?.pValue),
             "adjusted_p_value": Report.number(c?.adjustedPValue),
+            "mde": Report.number(c?.minimumDetectableEffect),
             "chance_to_beat_control": Report.number(c?.chanceToBeatControl),
             "note": [note, c?.note].compactMap { $0 }.joined(separator: "; ").nilIfEmpty.map(JSON.string) ?? .null,
         ]

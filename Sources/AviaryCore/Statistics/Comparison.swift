@@ -19,6 +19,8 @@ public struct Comparison: Sendable, Hashable {
     public var chanceToBeatControl: Double?
     /// `pValue` corrected for the report's family of comparisons (`AnalysisSettings.correction`).
     public var adjustedPValue: Double?
+    /// The smallest absolute difference this comparison detects with 80 % power at α = 0.05.
+    public var minimumDetectableEffect: Double? { Power.minimumDetectableEffect(standardError: standardError) }
     /// Why some fields are nil ("; "-joined when there are several reasons).
     public var note: String?
 

@@ -35,7 +35,7 @@ public struct ConfigRepository: Sendable {
         for e in experiments { hasher.update(data: Array("e\(e.key)\u{0}\(e.revision)\n".utf8)) }
         for c in cohorts { hasher.update(data: Array("c\(c.key)\u{0}\(c.revision)\n".utf8)) }
         for u in optedOut.sorted() { hasher.update(data: Array("o\(u)\n".utf8)) }
-        return hasher.finalize().prefix(12).map { String(format: "%02x", $0) }.joined()
+        return hasher.finalize().prefix(12).hexString
     }
 }
 

@@ -18,7 +18,7 @@ public struct Migration: Sendable, Hashable {
 
     /// SHA-256 of the file, so an edited migration is noticed.
     public var checksum: String {
-        SHA256.hash(data: Array(sql.utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Array(sql.utf8)).hexString
     }
 
     /// Reads every `NNNN_name.sql` in `directory`, ordered by number.

@@ -65,10 +65,10 @@ struct AviaryServerParts {
         if configuration.notifyHosts == nil {
             logger.warning("AVIARY_NOTIFY_HOSTS is not set: rollout notices may go to any host an admin names (docs/security.md)")
         }
-        ExperimentsController(
+        let experiments = ExperimentsController(
             repository: database.experiments, rollbackHook: { notifier.notify($0, event: "rolled_back", reason: $0.rolloutState?.reason) },
-            notifyHosts: configuration.notifyHosts
-        ).addRoutes(
+            notifyHosts: configuration.notifyHosts)
+        experiments.addRoutes(
             to: router.group("v1/experiments").add(middleware: admin).add(middleware: limited).add(middleware: reload).add(middleware: bounded))
         ConfigObjectsController(store: database.cohorts, path: "/v1/cohorts", listField: "cohorts").addRoutes(
             to: router.group("v1/cohorts").add(middleware: admin).add(middleware: limited).add(middleware: reload).add(middleware: bounded))
@@ -91,7 +91,8 @@ struct AviaryServerParts {
 
         let (templates, stylesheet) = try await DashboardController.loadAssets()
         DashboardController(
-            templates: templates, stylesheet: stylesheet, database: database, keys: authenticator, reports: reports, feed: feed, notifier: notifier
+            templates: templates, stylesheet: stylesheet, database: database, keys: authenticator, reports: reports, experiments: experiments,
+            feed: feed
         ).addRoutes(to: router)
 
         // Services stop in reverse order: the server first, then the exposure flush, while the

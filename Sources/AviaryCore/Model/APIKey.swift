@@ -62,15 +62,8 @@ public enum APIKeySecret {
         return diff == 0
     }
 
-    static func randomHex(bytes: Int, using rng: inout some RandomNumberGenerator) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes * 2)
-        for _ in 0..<bytes {
-            let b = UInt8.random(in: .min ... .max, using: &rng)
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0xF)])
-        }
-        return String(decoding: out, as: UTF8.self)
+    /// `bytes` random bytes in hex.
+    public static func randomHex(bytes: Int, using rng: inout some RandomNumberGenerator) -> String {
+        (0..<bytes).map { _ in UInt8.random(in: .min ... .max, using: &rng) }.hexString
     }
 }

@@ -26,17 +26,9 @@ enum AssignmentContextReader {
         }
 
         var anonymousID: String?
-        for field in request.headers[values: .cookie] {
-            for pair in field.split(separator: ";") {
-                let parts = pair.split(separator: "=", maxSplits: 1)
-                guard let rawName = parts.first else { continue }
-                let name = rawName.trimmedOWS
-                guard !name.isEmpty else { continue }
-                var value = parts.count > 1 ? parts[1].trimmedOWS : ""
-                if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
-                if name == cookieName, !value.isEmpty { anonymousID = String(value.prefix(maxValueLength)) }
-                set("cookie." + name, value)
-            }
+        request.headers.forEachCookie { name, value in
+            if name == cookieName, !value.isEmpty { anonymousID = String(value.prefix(maxValueLength)) }
+            set("cookie." + name, value)
         }
 
         let query = request.uri.queryParameters

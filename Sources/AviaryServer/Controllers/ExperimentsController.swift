@@ -92,7 +92,6 @@ struct ExperimentsController {
             guard issues.isEmpty else { throw APIError.invalidRequest(issues.issues) }
         }
         let experiment = try await execute(.lifecycle(action, winner: winner, reason: reason, ifMatch: ifMatch), key: key, context)
-        if action == .rollback { rollbackHook?(experiment) }
         return Response.json(experiment.json, headers: Self.headers(experiment))
     }
 
@@ -103,12 +102,14 @@ struct ExperimentsController {
         return Response.json(experiment.json, headers: Self.headers(experiment))
     }
 
-    /// Runs a command as the request's key; every command from HTTP either changes the
-    /// experiment or throws.
+    /// Runs a command as the request's key (the REST routes' and the dashboard's buttons'); every
+    /// command from HTTP either changes the experiment or throws. A rollback by hand is told to
+    /// `rollbackHook`.
     func execute(_ command: ExperimentCommand, key: String, _ context: AviaryRequestContext) async throws -> Experiment {
         guard let change = try await repository.execute(command, key: key, actor: context.apiKey?.id, notifyHosts: notifyHosts) else {
             throw AviaryError.conflict("experiment \"\(key)\" changed meanwhile; try again")
         }
+        if case .lifecycle(.rollback, _, _, _) = command { rollbackHook?(change.experiment) }
         return change.experiment
     }
 

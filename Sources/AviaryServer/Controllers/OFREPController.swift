@@ -54,7 +54,7 @@ struct OFREPController {
         let snapshot = snapshots.snapshot
         // The answer is a function of the configuration and the context, so the pair names it.
         let digest = SHA256.hash(data: Array("\(snapshot.revision)\n\(canonicalContext)".utf8))
-        let etag = "\"" + digest.prefix(16).map { String(format: "%02x", $0) }.joined() + "\""
+        let etag = "\"" + digest.prefix(16).hexString + "\""
         if let match = request.headers[.ifNoneMatch], Self.matches(match, etag) {
             return Response(status: .notModified, headers: [.eTag: etag, .cacheControl: "no-cache"])
         }

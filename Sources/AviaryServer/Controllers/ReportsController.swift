@@ -35,15 +35,17 @@ struct ReportsController {
 
     private func report(_ request: Request, _ context: AviaryRequestContext) async throws -> Report {
         let key = try context.existingKey(of: "experiment")
+        return try await report(key: key, query: Self.query(request))
+    }
+
+    /// The report's options from the query string (`by`, `from`, `to`); `400
+    /// invalid_report_query` naming every bad parameter.
+    static func query(_ request: Request) throws -> ReportQuery {
         let parameters = request.uri.queryParameters
-        let query: ReportQuery
-        switch ReportQuery.parse(
-            by: parameters.get("by"), from: parameters.get("from"), to: parameters.get("to"))
-        {
-        case .success(let q): query = q
+        switch ReportQuery.parse(by: parameters.get("by"), from: parameters.get("from"), to: parameters.get("to")) {
+        case .success(let query): return query
         case .failure(let failure): throw AviaryError.invalid(code: "invalid_report_query", issues: failure.issues)
         }
-        return try await report(key: key, query: query)
     }
 
     /// The report of experiment `key` (the JSON route's, the CSV's and the dashboard's).

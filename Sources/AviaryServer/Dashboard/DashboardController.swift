@@ -13,8 +13,9 @@ struct DashboardController {
     let database: AviaryDatabase
     let keys: KeyAuthenticator
     let reports: ReportsController
+    /// The REST routes' controller: a button runs exactly its route's command.
+    let experiments: ExperimentsController
     let feed: ConfigFeed
-    let notifier: RolloutNotifier
 
     static let actions: Set<String> = ["start", "pause", "resume", "approve", "rollback", "stop"]
 
@@ -42,7 +43,7 @@ struct DashboardController {
 
     @Sendable func loginForm(_ request: Request, context: AviaryRequestContext) async throws -> Response {
         var rng = SystemRandomNumberGenerator()
-        let token = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+        let token = APIKeySecret.randomHex(bytes: 16, using: &rng)
         var response = render("login", ["csrf": token, "error": request.uri.queryParameters.get("failed") != nil])
         response.headers[.setCookie] = DashboardSession.setCookie(DashboardSession.loginCookieName, token, maxAge: 3600, request: request)
         return response
@@ -50,7 +51,7 @@ struct DashboardController {
 
     @Sendable func login(_ request: Request, context: AviaryRequestContext) async throws -> Response {
         let form = try await DashboardForm.read(request)
-        guard let expected = DashboardSession.cookie(DashboardSession.loginCookieName, in: request), let sent = form["csrf_token"],
+        guard let expected = request.headers.cookie(DashboardSession.loginCookieName), !expected.isEmpty, let sent = form["csrf_token"],
             APIKeySecret.constantTimeEquals(Array(sent.utf8), Array(expected.utf8))
         else { return Self.forbidden() }
         // Only admin keys open the dashboard; a client key is refused like an unknown one.
@@ -92,6 +93,7 @@ struct DashboardController {
         let experiment = try await database.experiments.get(key)
         let d = experiment.definition
         let history = d.rollout == nil ? [] : try await database.experiments.rolloutHistory(key)
+        let actions = DashboardPages.actions(experiment)
         let switches = [("variant", "by variant"), ("model", "by model"), ("app_version", "by app version")].map {
             ["label": $0.1, "href": "/ui/experiments/\(key)?by=\($0.0)", "current": $0.0 == dimension]
         }
@@ -106,18 +108,13 @@ struct DashboardController {
             "switches": switches, "csv": "/ui/experiments/\(key)/report.csv?by=\(dimension)",
             "metrics": DashboardPages.metrics(report), "noMetrics": report.groups.first?.metrics.isEmpty ?? true,
             "rollout": DashboardPages.rolloutInWords(experiment) ?? "", "hasRollout": d.rollout != nil, "history": DashboardPages.history(history),
-            "actions": DashboardPages.actions(experiment), "hasActions": !DashboardPages.actions(experiment).isEmpty,
+            "actions": actions, "hasActions": !actions.isEmpty,
         ]))
     }
 
     @Sendable func csv(_ request: Request, context: AviaryRequestContext) async throws -> Response {
         let key = try context.existingKey(of: "experiment")
-        let query: ReportQuery
-        switch ReportQuery.parse(by: request.uri.queryParameters.get("by"), from: nil, to: nil) {
-        case .success(let q): query = q
-        case .failure(let failure): throw AviaryError.invalid(code: "invalid_report_query", issues: failure.issues)
-        }
-        return ReportsController.csvResponse(try await reports.report(key: key, query: query))
+        return ReportsController.csvResponse(try await reports.report(key: key, query: ReportsController.query(request)))
     }
 
     @Sendable func audit(_ request: Request, context: AviaryRequestContext) async throws -> Response {
@@ -159,10 +156,7 @@ struct DashboardController {
             let winner = form["winner"].flatMap { $0.isEmpty ? nil : $0 }
             command = .lifecycle(lifecycle, winner: lifecycle == .stop ? winner : nil, reason: reason, ifMatch: nil)
         }
-        let change = try await DatabaseDeadline.run { try await database.experiments.execute(command, key: experimentKey, actor: key.id) }
-        if case .lifecycle(.rollback, _, _, _) = command, let experiment = change?.experiment {
-            notifier.notify(experiment, event: "rolled_back", reason: experiment.rolloutState?.reason)
-        }
+        _ = try await DatabaseDeadline.run { try await experiments.execute(command, key: experimentKey, context) }
         await feed.reload()
         return Self.redirect("/ui/experiments/\(experimentKey)")
     }

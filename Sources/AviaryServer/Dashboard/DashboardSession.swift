@@ -40,7 +40,7 @@ struct DashboardSession: Sendable, Equatable {
     /// The session a request's cookie names, with its admin key, when its signature holds, it
     /// has not expired and the key is still an admin key.
     static func verify(_ request: Request, keys: KeyAuthenticator, now: Date = Date()) -> (DashboardSession, APIKey)? {
-        guard let value = cookie(cookieName, in: request) else { return nil }
+        guard let value = request.headers.cookie(cookieName) else { return nil }
         let parts = value.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, let expires = Int(parts[1]), expires > Int(now.timeIntervalSince1970),
             let key = keys.key(id: String(parts[0])), key.role == .admin
@@ -57,8 +57,7 @@ struct DashboardSession: Sendable, Equatable {
     }
 
     private static func mac(_ key: APIKey, _ purpose: String, _ id: String, _ expires: Int) -> String {
-        let code = HMAC<SHA256>.authenticationCode(for: Array("aviary-\(purpose)\n\(id)\n\(expires)".utf8), using: SymmetricKey(data: key.hash))
-        return code.map { String(format: "%02x", $0) }.joined()
+        HMAC<SHA256>.authenticationCode(for: Array("aviary-\(purpose)\n\(id)\n\(expires)".utf8), using: SymmetricKey(data: key.hash)).hexString
     }
 
     /// `Set-Cookie` for a dashboard cookie: `HttpOnly`, `SameSite=Strict`, for `/ui`, and
@@ -72,17 +71,6 @@ struct DashboardSession: Sendable, Equatable {
     static func isHTTPS(_ request: Request) -> Bool {
         request.head.scheme == "https" || request.headers[.xForwardedProto]?.lowercased() == "https"
             || (request.headers[.forwarded]?.lowercased().contains("proto=https") ?? false)
-    }
-
-    /// The value of cookie `name`.
-    static func cookie(_ name: String, in request: Request) -> String? {
-        for field in request.headers[values: .cookie] {
-            for pair in field.split(separator: ";") {
-                let parts = pair.split(separator: "=", maxSplits: 1)
-                if parts.count == 2, parts[0].trimmedOWS == name { return parts[1].trimmedOWS }
-            }
-        }
-        return nil
     }
 }
 

@@ -102,7 +102,7 @@ final class RolloutNotifier: Service, Sendable {
     /// `sha256=` and the hex HMAC-SHA256 of the exact body.
     static func signature(_ body: Data, secret: String) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Array(secret.utf8)))
-        return "sha256=" + mac.map { String(format: "%02x", $0) }.joined()
+        return "sha256=" + mac.hexString
     }
 
     /// Refuses every redirect: the answer is the receiver's own 3xx, a failed delivery.

@@ -18,14 +18,6 @@ public struct AnalysisSettings: Sendable, Hashable {
     static func parse(_ value: JSON?, _ path: JSONPath, _ issues: inout IssueCollector) -> AnalysisSettings {
         guard let value, !value.isNull, let o = issues.object(value, path) else { return AnalysisSettings() }
         issues.rejectUnknownFields(o, path, known: ["correction"])
-        var settings = AnalysisSettings()
-        if let raw = issues.string(o["correction"], path["correction"]) {
-            if let correction = Correction(rawValue: raw) {
-                settings.correction = correction
-            } else {
-                issues.add(path["correction"], "\"\(raw.prefix(40))\" is not one of \(Correction.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-        }
-        return settings
+        return AnalysisSettings(correction: issues.choice(o["correction"], path["correction"]) ?? Correction.none)
     }
 }

@@ -78,11 +78,7 @@ public enum MetricValidator {
         if let k = issues.key(body["key"], root["key"]), k != key { issues.add(root["key"], "is \"\(k)\" but the URL names \"\(key)\"") }
         let name = ExperimentValidator.text(body["name"], root["name"], &issues)
         let description = ExperimentValidator.text(body["description"], root["description"], &issues)
-        var kind: Metric.Kind?
-        if let raw = issues.string(body["kind"], root["kind"], required: true) {
-            kind = Metric.Kind(rawValue: raw)
-            if kind == nil { issues.add(root["kind"], "must be one of \(Metric.Kind.allCases.map(\.rawValue).joined(separator: ", "))") }
-        }
+        let kind: Metric.Kind? = issues.choice(body["kind"], root["kind"], required: true)
         func eventType(_ field: String, required: Bool) -> String? {
             guard let t = issues.string(body[field], root[field], required: required) else { return nil }
             guard Key.isValid(t) || (t.hasPrefix("$") && Key.isValid(String(t.dropFirst()))) else {

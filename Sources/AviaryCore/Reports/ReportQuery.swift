@@ -47,12 +47,8 @@ public struct ReportQuery: Sendable, Hashable {
         if let by {
             for (index, raw) in by.split(separator: ",", omittingEmptySubsequences: false).enumerated() {
                 let name = raw.trimmingCharacters(in: .whitespaces)
-                if let dimension = ReportDimension(rawValue: name) {
+                if let dimension: ReportDimension = issues.choice(name, JSONPath.root["by"][index]) {
                     dimensions.append(dimension)
-                } else {
-                    issues.add(
-                        JSONPath.root["by"][index],
-                        "\"\(name.prefix(40))\" is not one of \(ReportDimension.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
             }
         }

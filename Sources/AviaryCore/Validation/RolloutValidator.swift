@@ -72,14 +72,7 @@ public enum RolloutValidator {
             }
         }
 
-        var onBreach = RolloutPlan.OnBreach.rollback
-        if let raw = issues.string(o["on_breach"], path["on_breach"]) {
-            if let value = RolloutPlan.OnBreach(rawValue: raw) {
-                onBreach = value
-            } else {
-                issues.add(path["on_breach"], "must be one of \(RolloutPlan.OnBreach.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-        }
+        let onBreach: RolloutPlan.OnBreach = issues.choice(o["on_breach"], path["on_breach"]) ?? .rollback
 
         var guardrails: [RolloutPlan.Guardrail] = []
         if let items = issues.array(o["guardrails"], path["guardrails"]) {

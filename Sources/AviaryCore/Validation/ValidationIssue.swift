@@ -131,6 +131,20 @@ public struct IssueCollector: Sendable {
         return hundredths
     }
 
+    /// A string naming one case of `E`, such as a metric's `kind`.
+    public mutating func choice<E: RawRepresentable & CaseIterable>(_ value: JSON?, _ path: JSONPath, required: Bool = false) -> E?
+    where E.RawValue == String {
+        guard let raw = string(value, path, required: required) else { return nil }
+        return choice(raw, path)
+    }
+
+    /// `raw` as a case of `E`, or an issue listing the cases.
+    public mutating func choice<E: RawRepresentable & CaseIterable>(_ raw: String, _ path: JSONPath) -> E? where E.RawValue == String {
+        if let value = E(rawValue: raw) { return value }
+        add(path, "must be one of \(E.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(raw.prefix(40))\"")
+        return nil
+    }
+
     /// Reports fields of an object that are neither known nor read-only.
     public mutating func rejectUnknownFields(_ object: [String: JSON], _ path: JSONPath, known: Set<String>) {
         for name in object.keys.sorted() where !known.contains(name) {

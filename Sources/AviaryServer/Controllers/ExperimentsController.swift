@@ -32,18 +32,13 @@ struct ExperimentsController {
     }
 
     @Sendable func list(_ request: Request, context: AviaryRequestContext) async throws -> Response {
-        var status: ExperimentStatus?
-        var issues: [ValidationIssue] = []
+        var issues = IssueCollector()
         let query = request.uri.queryParameters
-        if let raw = query.get("status") {
-            status = ExperimentStatus(rawValue: raw)
-            if status == nil {
-                issues.append(.init(path: "status", message: "must be one of \(ExperimentStatus.allCases.map(\.rawValue).joined(separator: ", "))"))
-            }
-        }
+        var status: ExperimentStatus?
+        if let raw = query.get("status") { status = issues.choice(raw, JSONPath.root["status"]) }
         let archived = query.get("archived")
-        if let archived, archived != "true", archived != "false" { issues.append(.init(path: "archived", message: "must be true or false")) }
-        guard issues.isEmpty else { throw APIError.invalidRequest(issues) }
+        if let archived, archived != "true", archived != "false" { issues.add(JSONPath.root["archived"], "must be true or false") }
+        guard issues.isEmpty else { throw APIError.invalidRequest(issues.issues) }
         let experiments = try await repository.list(status: status, includeArchived: archived == "true")
         return Response.json(["experiments": .array(experiments.map(\.json))])
     }

@@ -15,7 +15,7 @@ struct NotifyHostsTests {
 
     @Test func anEmptyListAllowsEverythingAndBadEntriesAreRefused() throws {
         #expect(try NotifyHosts(" , ") == nil)
-        for bad in ["host:0", "host:http", "a/b", "[::1", ":80"] {
+        for bad in ["host:0", "host:http", "a/b", "[::1", ":80", "[::1]:0", "[::1]:x", "[::1]x"] {
             #expect(throws: NotifyHosts.Invalid.self, "\(bad)") { try NotifyHosts(bad) }
         }
     }

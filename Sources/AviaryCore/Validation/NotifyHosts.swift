@@ -17,17 +17,19 @@ public struct NotifyHosts: Sendable, Hashable {
         var entries: [Entry] = []
         for item in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) where !item.isEmpty {
             // `[::1]:8080` and `[::1]` for IPv6; otherwise the last colon separates the port.
+            func portNumber(_ digits: Substring) throws -> Int {
+                guard let p = Int(digits), (1...65535).contains(p) else { throw Invalid(item: item) }
+                return p
+            }
             var host = item, port: Int?
             if item.hasPrefix("[") {
                 guard let close = item.firstIndex(of: "]") else { throw Invalid(item: item) }
                 host = String(item[item.index(after: item.startIndex)..<close])
                 let rest = item[item.index(after: close)...]
-                if rest.hasPrefix(":") { port = Int(rest.dropFirst()) } else if !rest.isEmpty { throw Invalid(item: item) }
-                if rest.hasPrefix(":"), port == nil { throw Invalid(item: item) }
+                if rest.hasPrefix(":") { port = try portNumber(rest.dropFirst()) } else if !rest.isEmpty { throw Invalid(item: item) }
             } else if let colon = item.lastIndex(of: ":") {
                 host = String(item[..<colon])
-                guard let p = Int(item[item.index(after: colon)...]), (1...65535).contains(p) else { throw Invalid(item: item) }
-                port = p
+                port = try portNumber(item[item.index(after: colon)...])
             }
             guard !host.isEmpty, !host.contains("/") else { throw Invalid(item: item) }
             entries.append(Entry(host: host, port: port))

@@ -19,7 +19,7 @@ struct ConfigObjectsController<Object: ConfigObject> {
         group.get(":key") { _, context in
             let key = try context.existingKey(of: Object.kind)
             let object = try await store.get(key)
-            return Response.json(object.json, headers: [.eTag: "\"\(object.revision)\""])
+            return Response.revisioned(object.json, revision: object.revision)
         }
         group.put(":key") { request, context in
             // An invalid key is the body's validation error (path `key`), not a 404.
@@ -27,7 +27,7 @@ struct ConfigObjectsController<Object: ConfigObject> {
             let ifMatch = try request.ifMatchRevision()
             let body = try await request.decodeJSON(context: context)!
             let (object, outcome) = try await store.put(key, body: body, ifMatch: ifMatch, actor: context.apiKey?.id)
-            return Response.written(object.json, revision: object.revision, createdAt: outcome == .created ? "\(path)/\(key)" : nil)
+            return Response.revisioned(object.json, revision: object.revision, createdAt: outcome == .created ? "\(path)/\(key)" : nil)
         }
         group.delete(":key") { _, context in
             let key = try context.existingKey(of: Object.kind)

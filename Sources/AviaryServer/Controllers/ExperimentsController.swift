@@ -28,7 +28,7 @@ struct ExperimentsController {
     @Sendable func create(_ request: Request, context: AviaryRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(context: context)!
         let experiment = try await execute(.create(body), key: body["key"]?.stringValue ?? "", context)
-        return Response.json(experiment.json, status: .created, headers: Self.headers(experiment, location: true))
+        return Response.revisioned(experiment.json, revision: experiment.revision, createdAt: "/v1/experiments/\(experiment.key)")
     }
 
     @Sendable func list(_ request: Request, context: AviaryRequestContext) async throws -> Response {
@@ -46,7 +46,7 @@ struct ExperimentsController {
     @Sendable func get(_ request: Request, context: AviaryRequestContext) async throws -> Response {
         let key = try context.existingKey(of: "experiment")
         let experiment = try await repository.get(key)
-        return Response.json(experiment.json, headers: Self.headers(experiment))
+        return Response.revisioned(experiment.json, revision: experiment.revision)
     }
 
     @Sendable func replace(_ request: Request, context: AviaryRequestContext) async throws -> Response {
@@ -54,14 +54,14 @@ struct ExperimentsController {
         let ifMatch = try request.ifMatchRevision()
         let body = try await request.decodeJSON(context: context)!
         let experiment = try await execute(.replace(body, ifMatch: ifMatch), key: key, context)
-        return Response.json(experiment.json, headers: Self.headers(experiment))
+        return Response.revisioned(experiment.json, revision: experiment.revision)
     }
 
     @Sendable func archive(_ request: Request, context: AviaryRequestContext) async throws -> Response {
         let key = try context.existingKey(of: "experiment")
         let ifMatch = try request.ifMatchRevision()
         let experiment = try await execute(.archive(ifMatch: ifMatch), key: key, context)
-        return Response.json(experiment.json, headers: Self.headers(experiment))
+        return Response.revisioned(experiment.json, revision: experiment.revision)
     }
 
     @Sendable func revisions(_ request: Request, context: AviaryRequestContext) async throws -> Response {
@@ -87,14 +87,14 @@ struct ExperimentsController {
             guard issues.isEmpty else { throw APIError.invalidRequest(issues.issues) }
         }
         let experiment = try await execute(.lifecycle(action, winner: winner, reason: reason, ifMatch: ifMatch), key: key, context)
-        return Response.json(experiment.json, headers: Self.headers(experiment))
+        return Response.revisioned(experiment.json, revision: experiment.revision)
     }
 
     /// `POST /v1/experiments/{key}/rollout/approve`: passes the next approval gate.
     @Sendable func approve(_ request: Request, context: AviaryRequestContext) async throws -> Response {
         let key = try context.existingKey(of: "experiment")
         let experiment = try await execute(.approveRollout, key: key, context)
-        return Response.json(experiment.json, headers: Self.headers(experiment))
+        return Response.revisioned(experiment.json, revision: experiment.revision)
     }
 
     /// Runs a command as the request's key (the REST routes' and the dashboard's buttons'); every
@@ -106,11 +106,5 @@ struct ExperimentsController {
         }
         if case .lifecycle(.rollback, _, _, _) = command { rollbackHook?(change.experiment) }
         return change.experiment
-    }
-
-    static func headers(_ experiment: Experiment, location: Bool = false) -> HTTPFields {
-        var fields: HTTPFields = [.eTag: "\"\(experiment.revision)\""]
-        if location { fields[.location] = "/v1/experiments/\(experiment.key)" }
-        return fields
     }
 }

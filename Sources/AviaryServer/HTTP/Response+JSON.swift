@@ -9,9 +9,9 @@ extension Response {
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(data: value.canonicalData())))
     }
 
-    /// The answer to a write of a revisioned object: the object with `ETag: "<revision>"`, and
-    /// `201` with `Location` when it was created there.
-    static func written(_ value: JSON, revision: Int, createdAt location: String? = nil) -> Response {
+    /// A revisioned object, read or written: the object with `ETag: "<revision>"`, and `201` with
+    /// `Location` when it was created there.
+    static func revisioned(_ value: JSON, revision: Int, createdAt location: String? = nil) -> Response {
         var headers: HTTPFields = [.eTag: "\"\(revision)\""]
         if let location { headers[.location] = location }
         return json(value, status: location == nil ? .ok : .created, headers: headers)

@@ -36,14 +36,15 @@ enum AdvisoryLock {
     /// `SELECT function(key)`: a fixed 64-bit key, or `hashtext` of a bound text.
     private func call(_ function: StaticString) -> PostgresQuery {
         var bindings = PostgresBindings()
-        let argument: String
+        var argument = "$1"
         switch self {
         case .configuration: bindings.append(0x4176_6961_7279_4346 as Int64)  // "AviaryCF"
         case .migrations: bindings.append(0x4176_6961_7279_4D47 as Int64)  // "AviaryMG"
         case .rolloutLeader: bindings.append(0x6176_6961_7279_2E72 as Int64)  // "aviary.r"
-        case .reportState(let experiment): bindings.append("aviary.report_state:" + experiment)
+        case .reportState(let experiment):
+            bindings.append("aviary.report_state:" + experiment)
+            argument = "hashtext($1)"
         }
-        if case .reportState = self { argument = "hashtext($1)" } else { argument = "$1" }
         return PostgresQuery(unsafeSQL: "SELECT \(function)(\(argument))", binds: bindings)
     }
 }

@@ -79,10 +79,9 @@ struct AssignmentAnswer: Sendable {
         return first >= UInt8(ascii: "a") && first <= UInt8(ascii: "z")
     }
 
-    /// A variant key as an RFC 8941 item: a token when it starts with a letter, else a string.
-    /// The key grammar leaves nothing to escape in either.
+    /// A variant key as an RFC 8941 item: a token when it starts with a letter (as a dictionary
+    /// key must), else a string. The key grammar leaves nothing to escape in either.
     static func item(_ key: String) -> String {
-        guard let first = key.utf8.first, (first >= UInt8(ascii: "a") && first <= UInt8(ascii: "z")) else { return "\"" + key + "\"" }
-        return key
+        isDictionaryKey(key) ? key : "\"" + key + "\""
     }
 }

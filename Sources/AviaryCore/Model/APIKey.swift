@@ -62,6 +62,11 @@ public enum APIKeySecret {
         return diff == 0
     }
 
+    /// Compares two tokens (a cookie's signature, a form's CSRF token) the same way, byte by byte.
+    public static func constantTimeEquals(_ a: some StringProtocol, _ b: some StringProtocol) -> Bool {
+        constantTimeEquals(Array(a.utf8), Array(b.utf8))
+    }
+
     /// `bytes` random bytes in hex.
     public static func randomHex(bytes: Int, using rng: inout some RandomNumberGenerator) -> String {
         (0..<bytes).map { _ in UInt8.random(in: .min ... .max, using: &rng) }.hexString

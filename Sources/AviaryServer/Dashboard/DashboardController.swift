@@ -52,7 +52,7 @@ struct DashboardController {
     @Sendable func login(_ request: Request, context: AviaryRequestContext) async throws -> Response {
         let form = try await DashboardForm.read(request)
         guard let expected = request.headers.cookie(DashboardSession.loginCookieName), !expected.isEmpty, let sent = form["csrf_token"],
-            APIKeySecret.constantTimeEquals(Array(sent.utf8), Array(expected.utf8))
+            APIKeySecret.constantTimeEquals(sent, expected)
         else { return Self.forbidden() }
         // Only admin keys open the dashboard; a client key is refused like an unknown one.
         guard let presented = form["key"]?.trimmedOWS, let key = keys.authenticate(presented), key.role == .admin else {

@@ -46,14 +46,14 @@ struct DashboardSession: Sendable, Equatable {
             let key = keys.key(id: String(parts[0])), key.role == .admin
         else { return nil }
         let session = DashboardSession(keyID: key.id, expires: expires)
-        guard APIKeySecret.constantTimeEquals(Array(parts[2].utf8), Array(mac(key, "session", key.id, expires).utf8)) else { return nil }
+        guard APIKeySecret.constantTimeEquals(parts[2], mac(key, "session", key.id, expires)) else { return nil }
         return (session, key)
     }
 
     /// Whether a form's `csrf_token` is this session's.
     func accepts(csrfToken token: String?, key: APIKey) -> Bool {
         guard let token else { return false }
-        return APIKeySecret.constantTimeEquals(Array(token.utf8), Array(csrfToken(key).utf8))
+        return APIKeySecret.constantTimeEquals(token, csrfToken(key))
     }
 
     private static func mac(_ key: APIKey, _ purpose: String, _ id: String, _ expires: Int) -> String {

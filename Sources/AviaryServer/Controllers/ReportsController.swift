@@ -48,16 +48,21 @@ struct ReportsController {
         }
     }
 
-    /// The report of experiment `key` (the JSON route's, the CSV's and the dashboard's).
+    /// The report of experiment `key` (the JSON route's and both CSVs').
     func report(key: String, query: ReportQuery) async throws -> Report {
-        let experiment = try await experiments.get(key)
+        try await report(of: experiments.get(key), query: query)
+    }
+
+    /// The report of an experiment already read (the dashboard's page, which shows it too); its
+    /// `rollout.history` is the one the page lists.
+    func report(of experiment: Experiment, query: ReportQuery) async throws -> Report {
         let ordered = try await metrics.forReport(of: experiment.definition)
         let aggregates = try await reports.aggregate(experiment: experiment.definition, metrics: ordered, query: query)
         var rollout: JSON?
         if let plan = experiment.definition.rollout {
             rollout = [
                 "state": experiment.rolloutState?.json(plan: plan) ?? .null,
-                "history": .array(try await experiments.rolloutHistory(key)),
+                "history": .array(try await experiments.rolloutHistory(experiment.key)),
             ]
         }
         return ReportBuilder.build(

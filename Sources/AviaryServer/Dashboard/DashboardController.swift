@@ -89,10 +89,10 @@ struct DashboardController {
         let key = try context.existingKey(of: "experiment")
         let by = request.uri.queryParameters.get("by")
         let dimension = ["model", "app_version"].contains(by ?? "") ? by! : "variant"
-        let report = try await reports.report(key: key, query: ReportQuery.parse(by: dimension, from: nil, to: nil).get())
         let experiment = try await database.experiments.get(key)
+        let report = try await reports.report(of: experiment, query: ReportQuery.parse(by: dimension, from: nil, to: nil).get())
         let d = experiment.definition
-        let history = d.rollout == nil ? [] : try await database.experiments.rolloutHistory(key)
+        let history = report.rollout?["history"]?.arrayValue ?? []
         let actions = DashboardPages.actions(experiment)
         let switches = [("variant", "by variant"), ("model", "by model"), ("app_version", "by app version")].map {
             ["label": $0.1, "href": "/ui/experiments/\(key)?by=\($0.0)", "current": $0.0 == dimension]

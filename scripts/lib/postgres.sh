@@ -370,6 +370,12 @@ aviary_pg_url() {
     printf 'postgres://%s:%s@127.0.0.1:%s/%s\n' "$AVIARY_PG_ROLE" "$pw" "${AVIARY_PG_ACTIVE_PORT:-$AVIARY_PG_PORT}" "$name"
 }
 
+# Stop the cluster now, whoever started it (scripts/soak stops and restarts its
+# own cluster).
+aviary_pg_stop() {
+    _aviary_pg_as_owner "$AVIARY_PG_BINDIR/pg_ctl" -D "$AVIARY_PG_DATA" -m fast -w -t 120 -s stop
+}
+
 # Stop the cluster only if aviary_pg_start in this shell started it; a cluster
 # that was already running belongs to whoever started it. Never fails, so it is
 # safe in an EXIT trap.
@@ -377,8 +383,7 @@ aviary_pg_stop_if_started() {
     if [[ "${AVIARY_PG_STARTED_BY_US:-0}" == 1 ]]; then
         AVIARY_PG_STARTED_BY_US=0
         _aviary_log "stopping the PostgreSQL cluster this script started"
-        _aviary_pg_as_owner "$AVIARY_PG_BINDIR/pg_ctl" -D "$AVIARY_PG_DATA" -m fast -w -t 120 -s stop \
-            || _aviary_log "warning: could not stop PostgreSQL in $AVIARY_PG_DATA (see $AVIARY_PG_LOG)"
+        aviary_pg_stop || _aviary_log "warning: could not stop PostgreSQL in $AVIARY_PG_DATA (see $AVIARY_PG_LOG)"
     fi
     return 0
 }

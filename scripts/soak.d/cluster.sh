@@ -22,11 +22,11 @@ case "${1:-}" in
     url) aviary_pg_start >&2; aviary_pg_create_db "$2" >&2; aviary_pg_url "$2" ;;
     restart)
         aviary_pg_start >&2
-        _aviary_pg_as_owner "$AVIARY_PG_BINDIR/pg_ctl" -D "$AVIARY_PG_DATA" -m fast -w stop >&2
+        aviary_pg_stop >&2
         sleep "${2:-5}"
         aviary_pg_start >&2 ;;
     stop)
         aviary_pg_start >&2
-        _aviary_pg_as_owner "$AVIARY_PG_BINDIR/pg_ctl" -D "$AVIARY_PG_DATA" -m fast -w stop >&2 ;;
+        aviary_pg_stop >&2 ;;
     *) echo "usage: cluster.sh start|url NAME|restart SECS|stop" >&2; exit 2 ;;
 esac

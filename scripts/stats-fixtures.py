@@ -2,7 +2,10 @@
 """Generates Tests/AviaryCoreTests/Fixtures/statistics.json, the reference values for the Swift
 statistics code (Sources/AviaryCore/Statistics), from SciPy/NumPy with fixed seeds.
 
-Multiple-testing corrections come from statsmodels' multipletests (holm, fdr_bh).
+Multiple-testing corrections come from statsmodels' multipletests (holm, fdr_bh). Sequential
+tests and CUPED come from gbstats 0.8.0 (GrowthBook's engine): SequentialTwoSidedTTest and
+RegressionAdjustedStatistic with TwoSidedTTest, on absolute differences (scripts/test installs
+gbstats without its numpy<2 and pandas<2 pins, which are for modules not imported here).
 Distribution values come from scipy.stats and are cross-checked against mpmath at 50 digits;
 where SciPy itself is off (deep tails it underflows), the mpmath value is stored and the entry
 says "source": "mpmath". Welch cases come from stats.ttest_ind(treatment, control,
@@ -23,6 +26,9 @@ import statsmodels
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower
+import gbstats
+from gbstats.frequentist.tests import FrequentistConfig, SequentialConfig, SequentialTwoSidedTTest, TwoSidedTTest
+from gbstats.models.statistics import ProportionStatistic, RatioStatistic, RegressionAdjustedStatistic, SampleMeanStatistic
 
 mpmath.mp.dps = 50
 OUT = pathlib.Path(__file__).resolve().parent.parent / "Tests/AviaryCoreTests/Fixtures/statistics.json"
@@ -335,10 +341,115 @@ def mde_cases():
     return cases
 
 
+# ---------------------------------------------------------------- gbstats
+def gb_test(a, b, tuning):
+    """gbstats' test of b against a on absolute differences: sequential with `tuning`, else Welch."""
+    if tuning is None:
+        return TwoSidedTTest(a, b, FrequentistConfig(difference_type="absolute"))
+    return SequentialTwoSidedTTest(a, b, SequentialConfig(difference_type="absolute", sequential_tuning_parameter=tuning))
+
+
+def gb_result(test):
+    ci = [float(x) for x in test.confidence_interval]
+    return {"delta": float(test.point_estimate), "ci": ci, "p": float(test.p_value)}
+
+
+def sample_mean(values):
+    return SampleMeanStatistic(n=len(values), sum=math.fsum(values), sum_squares=math.fsum(values * values))
+
+
+def sequential_cases():
+    """Means, counts and proportions (Welch's inputs: n, mean, variance as gbstats computes them)
+    and ratios (the delta method's moments), n from 2 to 10^6, several tunings."""
+    rng = np.random.default_rng(1405)
+    cases = []
+    sizes = [(2, 2), (3, 5), (20, 25), (300, 280), (5_000, 5_100), (100_000, 99_000), (1_000_000, 1_000_000)]
+    for i, (na, nb) in enumerate(sizes):
+        for tuning in (5000, 100, 1e5, 1):
+            shift = [0.0, 0.05, 0.3][i % 3] if tuning != 1 else 2.0
+            a, b = rng.normal(1.0, 2.0, na), rng.normal(1.0 + shift, 2.0, nb)
+            sa, sb = sample_mean(a), sample_mean(b)
+            test = gb_test(sa, sb, tuning)
+            cases.append({"kind": "mean", "tuning": tuning,
+                          "a": {"n": na, "mean": float(sa.mean), "variance": float(sa.variance)},
+                          "b": {"n": nb, "mean": float(sb.mean), "variance": float(sb.variance)}, **gb_result(test)})
+    for na, nb, pa, pb in ((40, 50, 0.1, 0.2), (10_000, 10_000, 0.10, 0.102), (1_000_000, 1_000_000, 0.3, 0.3005)):
+        xa, xb = int(rng.binomial(na, pa)), int(rng.binomial(nb, pb))
+        sa, sb = ProportionStatistic(n=na, sum=xa), ProportionStatistic(n=nb, sum=xb)
+        test = gb_test(sa, sb, 5000)
+        cases.append({"kind": "proportion", "tuning": 5000, "a": {"n": na, "sum": xa}, "b": {"n": nb, "sum": xb}, **gb_result(test)})
+    for na, nb, tuning in ((30, 40, 5000), (2_000, 2_100, 5000), (50_000, 50_000, 1000)):
+        def group(n, lift):
+            d = rng.poisson(3, n).astype(float) + 1
+            m = d * rng.gamma(2.0, 0.5 * lift, n)
+            stat = RatioStatistic(n=n, m_statistic=sample_mean(m), d_statistic=sample_mean(d),
+                                  m_d_sum_of_products=math.fsum(m * d))
+            return stat, {"n": n, "numerator_mean": float(stat.m_statistic.mean), "denominator_mean": float(stat.d_statistic.mean),
+                          "numerator_variance": float(stat.m_statistic.variance),
+                          "denominator_variance": float(stat.d_statistic.variance), "covariance": float(stat.covariance)}
+        (sa, ja), (sb, jb) = group(na, 1.0), group(nb, 1.04)
+        cases.append({"kind": "ratio", "tuning": tuning, "a": ja, "b": jb, **gb_result(gb_test(sa, sb, tuning))})
+    return cases
+
+
+def cuped_cases():
+    """Per-unit (post, pre) pairs in two groups; gbstats' RegressionAdjustedStatistic with its
+    pooled θ, then TwoSidedTTest or SequentialTwoSidedTTest. Inputs are the pairs' moments
+    (means, sample variances, sample covariance), as Aviary's reports have them."""
+    rng = np.random.default_rng(2013)
+    cases = []
+
+    def moments(post, pre):
+        n = len(post)
+        return {"n": n, "post_mean": float(np.mean(post)), "pre_mean": float(np.mean(pre)),
+                "post_variance": float(np.var(post, ddof=1)), "pre_variance": float(np.var(pre, ddof=1)),
+                "covariance": float(np.cov(post, pre, ddof=1)[0, 1])}
+
+    def statistic(post, pre, proportion):
+        if proportion:
+            p, q = ProportionStatistic(n=len(post), sum=float(post.sum())), ProportionStatistic(n=len(pre), sum=float(pre.sum()))
+        else:
+            p, q = sample_mean(post), sample_mean(pre)
+        return RegressionAdjustedStatistic(n=len(post), post_statistic=p, pre_statistic=q,
+                                           post_pre_sum_of_products=math.fsum(post * pre), theta=0)
+
+    def add(name, groups, proportion, tuning):
+        (a_post, a_pre), (b_post, b_pre) = groups
+        sa, sb = statistic(a_post, a_pre, proportion), statistic(b_post, b_pre, proportion)
+        test = gb_test(sa, sb, tuning)
+        adjusted = isinstance(test.stat_a, RegressionAdjustedStatistic)
+        case = {"name": name, "kind": "proportion" if proportion else "sum", "tuning": tuning,
+                "a": moments(a_post, a_pre), "b": moments(b_post, b_pre),
+                "theta": float(test.stat_a.theta) if adjusted else 0.0,
+                "adjusted_means": [float(test.stat_a.mean), float(test.stat_b.mean)],
+                "adjusted_variances": [float(test.stat_a.variance), float(test.stat_b.variance)], **gb_result(test)}
+        cases.append(case)
+
+    for n, lift, tuning in ((50, 0.3, None), (2_000, 0.05, None), (2_000, 0.05, 5000), (200_000, 0.01, None), (200_000, 0.01, 20_000)):
+        def group(size, effect):
+            pre = rng.poisson(4, size).astype(float)
+            post = rng.poisson(0.8 * pre + 1 + effect).astype(float)
+            return post, pre
+        add(f"counts n={n}", (group(n, 0), group(n + n // 10, lift)), False, tuning)
+    for n, tuning in ((500, None), (40_000, 5000)):
+        def binary(size, rate):
+            pre = (rng.random(size) < 0.3).astype(float)
+            post = (rng.random(size) < np.where(pre > 0, rate + 0.3, rate)).astype(float)
+            return post, pre
+        add(f"proportions n={n}", (binary(n, 0.2), binary(n, 0.22)), True, tuning)
+    # No pre-exposure variance: gbstats falls back to the unadjusted test (θ = 0).
+    zero = lambda size, mean: (rng.poisson(mean, size).astype(float), np.zeros(size))
+    add("no pre-period", (zero(300, 2.0), zero(320, 2.2)), False, None)
+    add("no pre-period, sequential", (zero(300, 2.0), zero(320, 2.2)), False, 5000)
+    const = lambda size, rate: ((rng.random(size) < rate).astype(float), np.ones(size))
+    add("constant pre-period, proportion", (const(400, 0.2), const(420, 0.25)), True, None)
+    return cases
+
+
 def main():
     fixtures = {
         "generator": f"scripts/stats-fixtures.py (scipy {scipy.__version__}, numpy {np.__version__}, "
-                     f"mpmath {mpmath.__version__}, statsmodels {statsmodels.__version__})",
+                     f"mpmath {mpmath.__version__}, statsmodels {statsmodels.__version__}, gbstats {gbstats.__version__})",
         "normal": normal_cases(),
         "normal_ppf": normal_ppf_cases(),
         "t": t_cases(),
@@ -350,6 +461,8 @@ def main():
         "quantile": quantile_cases(),
         "multipletests": multipletests_cases(),
         "mde": mde_cases(),
+        "sequential": sequential_cases(),
+        "cuped": cuped_cases(),
     }
     # One case per line keeps diffs readable while the large samples stay compact.
     lines = ["{"]

@@ -53,6 +53,8 @@ struct StatisticsFixtures: Decodable, Sendable {
     var quantile: [SampleQuantileCase]
     var multipletests: [MultipleTestsCase]
     var mde: [MDECase]
+    var sequential: [SequentialCase]
+    var cuped: [CupedCase]
 
     static let shared: StatisticsFixtures = {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -71,13 +73,13 @@ private var fixtures: StatisticsFixtures { .shared }
 
 /// Relative error of `actual` against `expected`, measured against `scale` when given (for
 /// quantities that may legitimately be near 0, such as a CI end).
-private func relativeError(_ actual: Double, _ expected: Double, scale: Double? = nil) -> Double {
+func relativeError(_ actual: Double, _ expected: Double, scale: Double? = nil) -> Double {
     if actual == expected { return 0 }
     return abs(actual - expected) / (scale ?? max(abs(expected), abs(actual)))
 }
 
 /// Expects a finite value within `tolerance` (relative) of `expected`.
-private func expectClose(
+func expectClose(
     _ actual: Double?, _ expected: Double, _ tolerance: Double, scale: Double? = nil, _ what: @autoclosure () -> String,
     sourceLocation: SourceLocation = #_sourceLocation
 ) {
@@ -91,7 +93,7 @@ private func expectClose(
 }
 
 /// Every number a comparison carries must be finite.
-private func expectFinite(_ c: Comparison, sourceLocation: SourceLocation = #_sourceLocation) {
+func expectFinite(_ c: Comparison, sourceLocation: SourceLocation = #_sourceLocation) {
     let values = [c.delta, c.relativeLift, c.standardError, c.degreesOfFreedom, c.statistic, c.pValue,
                   c.confidenceInterval?.lowerBound, c.confidenceInterval?.upperBound, c.chanceToBeatControl]
     for case let v? in values {
@@ -401,17 +403,31 @@ struct MultipleTestingTests {
     @Test func theAnalysisSettingsAreValidatedWithTheirPaths() {
         var body: [String: JSON] = [
             "key": "x", "variants": [["key": "a", "value": 1], ["key": "b", "value": 2]], "control": "a",
-            "rules": [["serve": ["variant": "a"]]], "analysis": ["correction": "bonferroni", "sequential": true],
+            "rules": [["serve": ["variant": "a"]]],
+            "analysis": ["correction": "bonferroni", "sequential": "yes", "sequential_tuning": 0, "cuped": 1, "cuped_days": 91, "peeking": true],
         ]
         guard case .failure(let failure) = ExperimentValidator.validate(.object(body), context: .init(knownCohorts: [])) else {
             Issue.record("a wrong correction passed")
             return
         }
-        #expect(Set(failure.issues.map(\.path)) == ["analysis.correction", "analysis.sequential"])
-        body["analysis"] = ["correction": "holm"]
-        #expect((try? ExperimentValidator.validate(.object(body), context: .init(knownCohorts: [])).get())?.analysis.correction == .holm)
+        #expect(Set(failure.issues.map(\.path)) == [
+            "analysis.correction", "analysis.sequential", "analysis.sequential_tuning", "analysis.cuped", "analysis.cuped_days", "analysis.peeking",
+        ])
+        for days in [0.0, 1.5, -3] {
+            body["analysis"] = ["cuped_days": .number(days)]
+            guard case .failure(let failure) = ExperimentValidator.validate(.object(body), context: .init(knownCohorts: [])) else {
+                Issue.record("cuped_days \(days) passed")
+                continue
+            }
+            #expect(failure.issues.map(\.path) == ["analysis.cuped_days"])
+        }
+        body["analysis"] = ["correction": "holm", "sequential": true, "sequential_tuning": 0.5, "cuped": true, "cuped_days": 90]
+        let settings = (try? ExperimentValidator.validate(.object(body), context: .init(knownCohorts: [])).get())?.analysis
+        #expect(settings == AnalysisSettings(sequential: true, sequentialTuning: 0.5, cuped: true, cupedDays: 90, correction: .holm))
         body["analysis"] = nil
-        #expect((try? ExperimentValidator.validate(.object(body), context: .init(knownCohorts: [])).get())?.analysis.correction == AnalysisSettings.Correction.none)
+        let defaults = (try? ExperimentValidator.validate(.object(body), context: .init(knownCohorts: [])).get())?.analysis
+        #expect(defaults == AnalysisSettings(sequential: false, sequentialTuning: 5000, cuped: false, cupedDays: 14, correction: .none))
+        #expect(defaults?.json == ["sequential": false, "sequential_tuning": 5000, "cuped": false, "cuped_days": 14, "correction": "none"])
     }
 
     @Test func aReportAdjustsPrimaryAndSecondaryComparisonsOfTreatmentsOnly() {

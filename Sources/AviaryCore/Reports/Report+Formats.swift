@@ -100,6 +100,8 @@ extension MetricResult {
             "adjusted_p_value": Report.number(c?.adjustedPValue),
             "mde": Report.number(c?.minimumDetectableEffect),
             "chance_to_beat_control": Report.number(c?.chanceToBeatControl),
+            "method": c?.method.map { .string($0.rawValue) } ?? .null,
+            "cuped": c?.cuped.map { ["theta": Report.number($0.theta), "variance_reduction": Report.number($0.varianceReduction)] } ?? .null,
             "note": [note, c?.note].compactMap { $0 }.joined(separator: "; ").nilIfEmpty.map(JSON.string) ?? .null,
         ]
         if let q { o["q"] = .number(q) }

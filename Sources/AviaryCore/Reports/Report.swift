@@ -114,8 +114,8 @@ public enum ReportBuilder {
             let control = values[key.withVariant(experiment.control)]
             for (index, value) in values[key, default: []].enumerated() {
                 var result = value.result
-                if key.variant != experiment.control, result.kind != nil {
-                    result.comparison = compare(value, control?[index], kind: result.kind!)
+                if key.variant != experiment.control, let kind = result.kind {
+                    result.comparison = compare(value, control?[index], kind: kind, analysis: experiment.analysis, query: query)
                 }
                 results.append(result)
             }
@@ -162,23 +162,53 @@ public enum ReportBuilder {
         }
     }
 
-    /// A treatment group's metric against the control group's.
-    private static func compare(_ treatment: MetricValues, _ control: MetricValues?, kind: Metric.Kind) -> Comparison {
+    /// A treatment group's metric against the control group's, as the experiment's `analysis`
+    /// says: sequential or fixed-horizon, CUPED where it applies (docs/statistics.md).
+    private static func compare(
+        _ treatment: MetricValues, _ control: MetricValues?, kind: Metric.Kind, analysis: AnalysisSettings, query: ReportQuery
+    ) -> Comparison {
         guard let control else { return Comparison(note: "no control group with this model and app version") }
+        let tuning = analysis.sequential ? analysis.sequentialTuning : nil
+        var comparison: Comparison
+        var cupedNote: String?
         switch kind {
         case .ratio:
             guard let c = control.ratio, let t = treatment.ratio else { return Comparison(note: "empty group") }
-            return DeltaMethod.compare(control: c, treatment: t)
+            comparison = DeltaMethod.compare(control: c, treatment: t, sequentialTuning: tuning)
+            comparison.method = tuning == nil ? .delta : .sequential
+            cupedNote = "CUPED applies to count, sum and proportion metrics"
         case .quantile:
             guard let c = control.result.mean, let t = treatment.result.mean else { return Comparison(note: "empty group") }
-            var comparison = Comparison(controlMean: c, treatmentMean: t)
+            comparison = Comparison(controlMean: c, treatmentMean: t)
             comparison.addNote("quantiles are not tested")
             comparison.dropNonFinite()
-            return comparison
-        default:
+            cupedNote = "CUPED applies to count, sum and proportion metrics"
+        case .mean:
             guard let c = control.summary, let t = treatment.summary else { return Comparison(note: "empty group") }
-            return WelchTest.compare(control: c, treatment: t)
+            comparison = WelchTest.compare(control: c, treatment: t, sequentialTuning: tuning)
+            cupedNote = "CUPED applies to count, sum and proportion metrics"
+        case .count, .sum, .proportion:
+            guard let c = control.summary, let t = treatment.summary else { return Comparison(note: "empty group") }
+            let proportion = kind == .proportion
+            if analysis.cuped, let cp = control.pairs, let tp = treatment.pairs {
+                comparison = RegressionAdjustment.compare(control: cp, treatment: tp, proportion: proportion, sequentialTuning: tuning)
+            } else if proportion, analysis.sequential || analysis.cuped {
+                // With gbstats' tests, gbstats' proportion variance p(1 − p).
+                let variance = { (s: SampleSummary) in s.n > 1 ? s.mean * (1 - s.mean) : 0 }
+                comparison = WelchTest.compare(
+                    control: SampleSummary(n: c.n, mean: c.mean, variance: variance(c)),
+                    treatment: SampleSummary(n: t.n, mean: t.mean, variance: variance(t)), sequentialTuning: tuning)
+                cupedNote = "CUPED applies to reports by variant"
+            } else {
+                comparison = WelchTest.compare(control: c, treatment: t, sequentialTuning: tuning)
+                cupedNote = "CUPED applies to reports by variant"
+            }
         }
+        if kind != .quantile, comparison.method == nil { comparison.method = tuning == nil ? (kind == .ratio ? .delta : .welch) : .sequential }
+        if analysis.cuped, comparison.cuped == nil, let cupedNote, comparison.note?.contains("CUPED") != true {
+            comparison.addNote(cupedNote)
+        }
+        return comparison
     }
 
     struct Reason: Error { var message: String }
@@ -216,7 +246,15 @@ public enum ReportBuilder {
             let zeros = max(0, groupUnits - moments.n)
             let summary = SampleSummary(n: moments.n, mean: moments.mean ?? 0, variance: moments.variance ?? 0).addingZeros(zeros)
             fill(&result, summary, empty: "no units")
-            return MetricValues(summary: summary.n > 0 ? summary : nil, result: result)
+            // With CUPED, the pre-exposure values ride in the denominator's columns.
+            var pairs: RatioSummary?
+            if let preMean = moments.denominatorMean {
+                pairs = RatioSummary(
+                    n: moments.n, numeratorMean: moments.mean ?? 0, denominatorMean: preMean, numeratorVariance: moments.variance ?? 0,
+                    denominatorVariance: moments.denominatorVariance ?? 0, covariance: moments.covariance ?? 0
+                ).addingZeros(zeros)
+            }
+            return MetricValues(summary: summary.n > 0 ? summary : nil, pairs: pairs.flatMap { $0.n > 0 ? $0 : nil }, result: result)
         case .ratio:
             let zeros = max(0, groupUnits - moments.n)
             let ratio = RatioSummary(
@@ -251,6 +289,9 @@ public enum ReportBuilder {
 struct MetricValues {
     var summary: SampleSummary?
     var ratio: RatioSummary?
+    /// (post, pre) per unit, for CUPED: a count, sum or proportion whose report read its
+    /// pre-exposure values.
+    var pairs: RatioSummary?
     var result: MetricResult
 }
 

@@ -1,6 +1,33 @@
 /// A treatment group against control. Every field that cannot be computed is nil and `note`
 /// says why, so a report never carries NaN or infinity.
 public struct Comparison: Sendable, Hashable {
+    /// Which interval and p-value the comparison gives (`method` of docs/api.md, "Reports").
+    public enum Method: String, Sendable, Hashable {
+        /// Welch's t-test, fixed horizon.
+        case welch
+        /// The delta method's z-test of a ratio, fixed horizon.
+        case delta
+        /// Always-valid (`SequentialTest`).
+        case sequential
+    }
+
+    /// What CUPED did to the comparison (`RegressionAdjustment`).
+    public struct Cuped: Sendable, Hashable {
+        /// The pooled regression coefficient of the metric on its pre-exposure value.
+        public var theta: Double
+        /// 1 − adjusted / unadjusted variance of delta: the share of the variance removed.
+        public var varianceReduction: Double
+
+        public init(theta: Double, varianceReduction: Double) {
+            self.theta = theta
+            self.varianceReduction = varianceReduction
+        }
+    }
+
+    /// nil for a comparison that is not tested (quantiles).
+    public var method: Method?
+    /// nil when CUPED is off or does not apply (`note` says why).
+    public var cuped: Cuped?
     /// Treatment − control.
     public var delta: Double?
     /// delta / control mean; nil when the control mean is 0.
@@ -54,9 +81,21 @@ public struct Comparison: Sendable, Hashable {
         note = note.map { "\($0); \(reason)" } ?? reason
     }
 
+    /// Fills the test fields from delta and its standard error: with `sequentialTuning` the
+    /// always-valid test over `units` units (`SequentialTest`), otherwise a Welch t-test when
+    /// `df` is given, or a z-test.
+    mutating func setTest(standardError se: Double, degreesOfFreedom df: Double?, units: Double, sequentialTuning: Double?) {
+        if let sequentialTuning {
+            setSequentialTest(standardError: se, units: units, tuning: sequentialTuning)
+        } else {
+            setTest(standardError: se, degreesOfFreedom: df)
+        }
+    }
+
     /// Fills the test fields from delta and its standard error: a Welch t-test when `df` is
     /// given, otherwise a z-test.
     mutating func setTest(standardError se: Double, degreesOfFreedom df: Double?) {
+        method = df == nil ? .delta : .welch
         guard let delta else { return }
         let statistic = delta / se
         guard se.isFinite, se > 0, statistic.isFinite, df.map({ $0.isFinite && $0 > 0 }) ?? true else {

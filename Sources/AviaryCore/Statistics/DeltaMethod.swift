@@ -85,18 +85,23 @@ public struct RatioSummary: Sendable, Hashable {
 /// p-value and the 95 % interval (critical value 1.959963984540054).
 public enum DeltaMethod {
     /// delta = treatment ratio − control ratio, se = √(v₁ + v₂), z = delta / se, two-sided
-    /// normal p-value, delta ± 1.96 se, and chance to beat control Φ(z).
-    public static func compare(control: RatioSummary, treatment: RatioSummary) -> Comparison {
+    /// normal p-value, delta ± 1.96 se, and chance to beat control Φ(z). With
+    /// `sequentialTuning`, the always-valid interval and p-value of `SequentialTest` on the same
+    /// delta and standard error.
+    public static func compare(control: RatioSummary, treatment: RatioSummary, sequentialTuning: Double? = nil) -> Comparison {
         guard control.n > 0, treatment.n > 0 else { return Comparison(note: "empty group") }
         guard let r1 = control.ratio, let r2 = treatment.ratio else {
             return Comparison(note: "denominator sum is 0")
         }
         var result = Comparison(controlMean: r1, treatmentMean: r2)
+        result.method = sequentialTuning == nil ? .delta : .sequential
         if control.n < 2 || treatment.n < 2 {
             result.addNote("fewer than 2 units")
         } else if let v1 = control.ratioVariance, let v2 = treatment.ratioVariance {
             if v1 + v2 > 0 {
-                result.setTest(standardError: (v1 + v2).squareRoot(), degreesOfFreedom: nil)
+                result.setTest(
+                    standardError: (v1 + v2).squareRoot(), degreesOfFreedom: nil, units: Double(control.n) + Double(treatment.n),
+                    sequentialTuning: sequentialTuning)
             } else {
                 result.addNote(r1 == r2 ? "no variance" : "no variance, ratios differ")
             }

@@ -84,6 +84,11 @@ let package = Package(
             dependencies: ["AviaryCore"],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "AviarySimulation",
+            dependencies: ["AviaryCore"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "AviaryCoreTests",
             dependencies: ["AviaryCore"],

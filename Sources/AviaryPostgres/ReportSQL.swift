@@ -40,6 +40,21 @@ struct ReportSQL {
         dimensionCount = 1 + (query.groupsByModel ? 1 : 0) + (query.groupsByAppVersion ? 1 : 0)
     }
 
+    /// CUPED's window before each unit's first exposure, in days, when this report reads it:
+    /// an A/B report by variant of an experiment with `analysis.cuped` and a count, sum or
+    /// proportion metric. The attributed rows then include the unit's events of that window,
+    /// flagged `pre`; every metric value but the pre-exposure ones leaves them out.
+    var cupedDays: Int? {
+        guard experiment.analysis.cuped, query.variantOnly, query.attribution == .firstExposure,
+              unitMetrics.contains(where: \.kind.takesCovariate) else { return nil }
+        return experiment.analysis.cupedDays
+    }
+
+    /// `condition` restricted to events after first exposure when the rows hold pre-exposure ones.
+    func afterExposure(_ condition: String) -> String {
+        cupedDays == nil ? condition : "NOT e.pre AND \(condition)"
+    }
+
     /// Whether the report state can answer: the standing A/B report, per variant, no window.
     var readsState: Bool {
         query.attribution == .firstExposure && query.variantOnly && query.from == nil && query.to == nil
@@ -79,14 +94,17 @@ struct ReportSQL {
             """
             WITH \(unitsSQL),
             per_unit AS (
-                SELECT \(selectDimensions), count(*) AS events\(perUnit.map { ", " + $0 }.joined())
+                SELECT \(selectDimensions), \(eventCount) AS events\(perUnit.map { ", " + $0 }.joined())
                 \(from)
                 GROUP BY \(dimensions.map(\.column).joined(separator: ", ")), e.unit_key
             )
-            SELECT \(outerDimensions), count(*)::int8, sum(events)::int8\(perGroupColumns { "v\($0)" }.map { ", " + $0 }.joined())
+            SELECT \(outerDimensions), count(*) FILTER (WHERE events > 0)::int8, sum(events)::int8\(perGroupColumns { "v\($0)" }.map { ", " + $0 }.joined())
             FROM per_unit GROUP BY \(outerDimensions)
             """)
     }
+
+    /// A unit's events after its first exposure, over its rows `e`.
+    var eventCount: String { cupedDays == nil ? "count(*)" : "count(*) FILTER (WHERE NOT e.pre)" }
 
     /// Per group: the events and value of each quantile metric; nil without quantile metrics.
     var quantiles: PostgresQuery? {
@@ -107,7 +125,7 @@ struct ReportSQL {
             """
             WITH \(unitsSQL)
             SELECT \(groupDimensions), \(columns.joined(separator: ", "))
-            \(from) AND e.type = ANY(\(types))
+            \(from) AND \(afterExposure("e.type = ANY(\(types))"))
             GROUP BY \(groupDimensions)
             """)
     }
@@ -158,12 +176,22 @@ struct ReportSQL {
     /// has one, else to its fallback id (as `aviary_event_unit`): two joins, each served by an
     /// index (a COALESCE could not be). An event naming the experiment and another variant than
     /// its unit's is left out (its own exposure makes such a unit one served several variants).
+    ///
+    /// With CUPED (`cupedDays`) the rows start that many days before first exposure, those
+    /// before it flagged `pre` (a window bounds only the others).
     func attributed(_ b: inout Binder) -> String {
         let key = b.bind(experiment.key)
         var during = " AND e.ts >= u.first_at"
-        if query.attribution == .servedAt { during += " AND e.ts < coalesce(u.until, 'infinity'::timestamptz)" }
-        during += Self.window("e.ts", query, &b)
-        let columns = "u.variant AS unit_variant, u.unit AS unit_key, e.type, e.value, e.model, e.app_version, e.experiment_key, e.variant"
+        var columns = "u.variant AS unit_variant, u.unit AS unit_key, e.type, e.value, e.model, e.app_version, e.experiment_key, e.variant"
+        if let days = cupedDays {
+            during = " AND e.ts >= u.first_at - make_interval(days => \(b.bind(days))::int)"
+            let window = Self.window("e.ts", query, &b)
+            if !window.isEmpty { during += " AND (e.ts < u.first_at OR (true\(window)))" }
+            columns += ", e.ts < u.first_at AS pre"
+        } else {
+            if query.attribution == .servedAt { during += " AND e.ts < coalesce(u.until, 'infinity'::timestamptz)" }
+            during += Self.window("e.ts", query, &b)
+        }
         var walks = ["SELECT \(columns) FROM units u JOIN events e ON \(column(experiment.unit)) = u.unit\(during)"]
         if let fallback = experiment.fallbackUnit {
             walks.append(
@@ -176,42 +204,55 @@ struct ReportSQL {
     }
 
     /// Per-unit aggregates over the rows `e` of one unit: one per count/sum/mean/proportion
-    /// metric, two (numerator, denominator) per ratio metric, in metric order.
+    /// metric, two (numerator, denominator) per ratio metric, in metric order; with CUPED, two
+    /// (after, before exposure) per count, sum and proportion metric.
     func perUnitValues(_ b: inout Binder) -> [String] {
         var values: [String] = []
         for metric in unitMetrics {
-            switch metric.kind {
-            case .count:
-                values.append("count(*) FILTER (WHERE e.type = \(b.bind(metric.event ?? "")))::float8")
-            case .sum:
-                values.append("coalesce(sum(e.value) FILTER (WHERE e.type = \(b.bind(metric.event ?? ""))), 0)")
-            case .mean:
-                values.append("avg(e.value) FILTER (WHERE e.type = \(b.bind(metric.event ?? "")))")
-            case .proportion:
-                var condition = "e.type = \(b.bind(metric.event ?? ""))"
-                if let filter = metric.filter, let op = Self.comparisons[filter.comparison] {
-                    condition += " AND e.value \(op) \(b.bind(filter.operand))"
+            func value(_ period: (String) -> String) -> String {
+                switch metric.kind {
+                case .count:
+                    return "count(*) FILTER (WHERE \(period("e.type = \(b.bind(metric.event ?? ""))")))::float8"
+                case .sum:
+                    return "coalesce(sum(e.value) FILTER (WHERE \(period("e.type = \(b.bind(metric.event ?? ""))"))), 0)"
+                case .mean:
+                    return "avg(e.value) FILTER (WHERE \(period("e.type = \(b.bind(metric.event ?? ""))")))"
+                case .proportion:
+                    var condition = "e.type = \(b.bind(metric.event ?? ""))"
+                    if let filter = metric.filter, let op = Self.comparisons[filter.comparison] {
+                        condition += " AND e.value \(op) \(b.bind(filter.operand))"
+                    }
+                    return "(count(*) FILTER (WHERE \(period(condition))) > 0)::int::float8"
+                case .ratio, .quantile:
+                    return ""
                 }
-                values.append("(count(*) FILTER (WHERE \(condition)) > 0)::int::float8")
+            }
+            switch metric.kind {
             case .ratio:
-                values.append("coalesce(sum(e.value) FILTER (WHERE e.type = \(b.bind(metric.numerator ?? ""))), 0)")
-                values.append("coalesce(sum(e.value) FILTER (WHERE e.type = \(b.bind(metric.denominator ?? ""))), 0)")
+                values.append("coalesce(sum(e.value) FILTER (WHERE \(afterExposure("e.type = \(b.bind(metric.numerator ?? ""))"))), 0)")
+                values.append("coalesce(sum(e.value) FILTER (WHERE \(afterExposure("e.type = \(b.bind(metric.denominator ?? ""))"))), 0)")
             case .quantile:
                 continue
+            default:
+                values.append(value(afterExposure))
+                if hasCovariate(metric) { values.append(value { "e.pre AND \($0)" }) }
             }
         }
         return values
     }
 
+    /// Whether `metric`'s per-unit values come with its pre-exposure value (CUPED).
+    func hasCovariate(_ metric: Metric) -> Bool { cupedDays != nil && metric.kind.takesCovariate }
+
     /// Per-group columns, `columnsPerMetric` per unit metric (n, mean, variance, and for a
-    /// ratio the denominator's mean and variance and the covariance), over the per-unit values
-    /// named by `value(i)` (the i-th of `perUnitValues`).
+    /// ratio the denominator's — with CUPED the pre-exposure value's — mean and variance and the
+    /// covariance), over the per-unit values named by `value(i)` (the i-th of `perUnitValues`).
     func perGroupColumns(_ value: (Int) -> String) -> [String] {
         var columns: [String] = [], i = 0
         for metric in unitMetrics {
             let m = value(i)
             columns.append("count(\(m))::int8, avg(\(m)), var_samp(\(m))")
-            if metric.kind == .ratio {
+            if metric.kind == .ratio || hasCovariate(metric) {
                 let d = value(i + 1)
                 columns.append("avg(\(d)), var_samp(\(d)), covar_samp(\(m), \(d))")
                 i += 2
@@ -226,6 +267,7 @@ struct ReportSQL {
     /// What the state's values depend on: the unit columns and the metric definitions, in order.
     var signature: String {
         var parts = ["units=served-one-variant", "unit=\(experiment.unit.rawValue)", "fallback=\(experiment.fallbackUnit?.rawValue ?? "")"]
+        if let days = cupedDays { parts.append("cuped_days=\(days)") }
         for metric in unitMetrics + quantileMetrics {
             guard case .object(var definition) = metric.json else { continue }
             for field in ["name", "description", "revision", "created_at", "updated_at"] { definition[field] = nil }
@@ -252,7 +294,7 @@ struct ReportSQL {
         if columns != .metrics, !quantileMetrics.isEmpty {
             var slotParts: [String] = [], valueParts: [String] = []
             for (slot, metric) in quantileMetrics.enumerated() {
-                let agg = "array_agg(e.value) FILTER (WHERE e.type = \(b.bind(metric.event ?? "")))"
+                let agg = "array_agg(e.value) FILTER (WHERE \(afterExposure("e.type = \(b.bind(metric.event ?? ""))")))"
                 valueParts.append("coalesce(\(agg), '{}')")
                 slotParts.append("array_fill(\(slot)::int2, ARRAY[coalesce(cardinality(\(agg)), 0)])")
             }
@@ -261,10 +303,10 @@ struct ReportSQL {
         }
         let unitsSQL = units(&b, only: only)
         var from = attributed(&b)
-        if columns == .quantiles { from += " AND e.type = ANY(\(b.bind(quantileMetrics.map { $0.event ?? "" })))" }
+        if columns == .quantiles { from += " AND \(afterExposure("e.type = ANY(\(b.bind(quantileMetrics.map { $0.event ?? "" })))"))" }
         return """
             WITH \(unitsSQL)
-            SELECT e.unit_key AS unit, e.unit_variant AS variant, count(*) AS events, \(metrics) AS metrics,
+            SELECT e.unit_key AS unit, e.unit_variant AS variant, \(eventCount) AS events, \(metrics) AS metrics,
                    \(slots) AS quantile_slots, \(quantileValues) AS quantile_values
             \(from)
             GROUP BY e.unit_variant, e.unit_key
@@ -328,7 +370,7 @@ struct ReportSQL {
         return b.query(
             """
             WITH \(all)
-            SELECT variant, count(*)::int8, sum(events)::int8\(perGroupColumns { "metrics[\($0 + 1)]" }.map { ", " + $0 }.joined())
+            SELECT variant, count(*) FILTER (WHERE events > 0)::int8, sum(events)::int8\(perGroupColumns { "metrics[\($0 + 1)]" }.map { ", " + $0 }.joined())
             FROM all_units GROUP BY variant
             """)
     }

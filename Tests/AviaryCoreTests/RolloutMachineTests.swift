@@ -83,6 +83,27 @@ import Testing
         #expect(Self.decide(waiting, at: 1, ["error_rate": .init(value: 1)]) == .rollback(reason: "error_rate is 1, above its max 0.005"))
     }
 
+    @Test func aSequentialGuardrailBreaksOnlyWhenTheIntervalLiesBeyondItsBound() {
+        var plan = Self.plan
+        plan.guardrails = [
+            .init(metric: "cost", bound: .maxIncrease(0.2), test: .sequential), .init(metric: "answer_rating", bound: .maxDrop(0.05), test: .sequential),
+        ]
+        let state = RolloutState(step: 1, stepStartedAt: Self.t0)
+        // Far above the threshold, but the interval still reaches below +20 % of the control.
+        let noisy = GuardrailObservation(value: 2, controlValue: 1, difference: 0.1...1.9)
+        #expect(Self.decide(state, at: 900, ["cost": noisy], plan: plan) == .advance(to: 2))
+        // No interval (too few units): nothing to judge.
+        #expect(Self.decide(state, at: 900, ["cost": .init(value: 2, controlValue: 1)], plan: plan) == .advance(to: 2))
+        let sure = GuardrailObservation(value: 1.5, controlValue: 1, difference: 0.21...0.79)
+        #expect(Self.decide(state, at: 1, ["cost": sure], plan: plan) == .rollback(
+            reason: "cost is 1.5, more than 20 % above control (1) with 95 % confidence: the always-valid interval of the difference is [0.21, 0.79]"))
+        let worse = GuardrailObservation(value: 3.5, controlValue: 4, difference: -0.9 ... -0.21)
+        #expect(Self.decide(state, at: 1, ["answer_rating": worse], plan: plan) == .rollback(
+            reason: "answer_rating is 3.5, more than 5 % below control (4) with 95 % confidence: the always-valid interval of the difference is [-0.9, -0.21]"))
+        let edge = GuardrailObservation(value: 3.5, controlValue: 4, difference: -0.9 ... -0.2)
+        #expect(Self.decide(state, at: 900, ["answer_rating": edge], plan: plan) == .advance(to: 2))
+    }
+
     @Test func onBreachPausePauses() {
         var plan = Self.plan
         plan.onBreach = .pause

@@ -32,6 +32,16 @@ import Testing
         #expect(again.rollout == plan)
     }
 
+    @Test func aSequentialGuardrailRoundTrips() throws {
+        guard case .object(var rollout) = Self.specRollout else { return }
+        rollout["guardrails"] = [["metric": "error_rate", "max_increase": 0.1, "test": "sequential"], ["metric": "answer_rating", "max_drop": 0.05, "test": "threshold"]]
+        let plan = try #require(try ExperimentValidator.validate(.object(Self.withRollout(.object(rollout))), context: Self.metricsContext).get().rollout)
+        #expect(plan.guardrails == [
+            .init(metric: "error_rate", bound: .maxIncrease(0.1), test: .sequential), .init(metric: "answer_rating", bound: .maxDrop(0.05)),
+        ])
+        #expect(plan.json["guardrails"] == [["metric": "error_rate", "max_increase": 0.1, "test": "sequential"], ["metric": "answer_rating", "max_drop": 0.05]])
+    }
+
     @Test func everyRuleHasItsPath() {
         func check(_ change: (inout [String: JSON]) -> Void, _ path: String, _ text: String, sourceLocation: SourceLocation = #_sourceLocation) {
             guard case .object(var r) = Self.specRollout else { return }
@@ -54,6 +64,7 @@ import Testing
         check({ $0["guardrails"] = [["metric": "error_rate"]] }, "rollout.guardrails[0]", "exactly one of")
         check({ $0["guardrails"] = [["metric": "error_rate", "max": 1, "min": 0]] }, "rollout.guardrails[0]", "exactly one of")
         check({ $0["guardrails"] = [["metric": "error_rate", "max_drop": -0.1]] }, "rollout.guardrails[0].max_drop", "0 or more")
+        check({ $0["guardrails"] = [["metric": "error_rate", "max_increase": 0.1, "test": "bayes"]] }, "rollout.guardrails[0].test", "must be one of threshold, sequential")
         check({ $0["notify_url"] = "file:///etc/passwd" }, "rollout.notify_url", "http:// or https://")
         check({ $0["notify_url"] = "http://user:pw@host/x" }, "rollout.notify_url", "http:// or https://")
         check({ $0["colour"] = "red" }, "rollout.colour", "not a known field")

@@ -9,11 +9,18 @@ import Testing
 /// The report state (migration 0007) against the same report read from every event: equal
 /// after a rebuild, and after each kind of change since the watermark — events of a unit in the
 /// state, an exposure recorded after its unit's events, an exposure moved earlier, a claim, a unit
-/// served a second variant — both before and after the next fold.
+/// served a second variant — both before and after the next fold; with CUPED's pre-exposure
+/// values too.
 @Suite(.serialized) struct ReportStateTests {
     static let experiment = ExperimentDefinition(
         key: "chat", variants: [Variant(key: "a", value: 1), Variant(key: "b", value: 2)], control: "a",
         rules: [Rule(name: "everyone", serve: .split([.init(variant: "a", weight: 5_000), .init(variant: "b", weight: 5_000)]))])
+    /// The same experiment with CUPED over the day before each unit's exposure.
+    static let cuped = {
+        var cuped = experiment
+        cuped.analysis = AnalysisSettings(cuped: true, cupedDays: 1)
+        return cuped
+    }()
     static let metrics = [
         Metric(key: "messages", kind: .count, event: "message"),
         Metric(key: "spend", kind: .sum, event: "purchase"),
@@ -39,14 +46,16 @@ import Testing
         })
     }
 
-    static func report(_ db: AviaryDatabase, metrics: [Metric] = metrics, state: Bool) async throws -> ReportRepository.Aggregates {
+    static func report(
+        _ db: AviaryDatabase, _ experiment: ExperimentDefinition = experiment, metrics: [Metric] = metrics, state: Bool
+    ) async throws -> ReportRepository.Aggregates {
         try await db.reports.aggregate(experiment: experiment, metrics: metrics, query: ReportQuery(), readsState: state)
     }
 
     /// The state's report equals the one from every event (to rounding) and came from the state.
-    static func expectStateMatchesEvents(_ db: AviaryDatabase, _ what: Comment) async throws {
-        let fromState = try await report(db, state: true)
-        let fromEvents = try await report(db, state: false)
+    static func expectStateMatchesEvents(_ db: AviaryDatabase, _ experiment: ExperimentDefinition = experiment, _ what: Comment) async throws {
+        let fromState = try await report(db, experiment, state: true)
+        let fromEvents = try await report(db, experiment, state: false)
         #expect(fromState.fromState && !fromEvents.fromState, what)
         #expect(fromState.exposedUnits == fromEvents.exposedUnits && fromState.multipleExposures == fromEvents.multipleExposures, what)
         let expected = Dictionary(uniqueKeysWithValues: fromEvents.groups.map { ($0.key, $0) })
@@ -63,7 +72,8 @@ import Testing
                 #expect(moments.n == o.n, "\(what): \(group.key.variant) \(key) n")
                 for (a, b, field) in [
                     (moments.mean, o.mean, "mean"), (moments.variance, o.variance, "variance"), (moments.quantile, o.quantile, "quantile"),
-                    (moments.denominatorMean, o.denominatorMean, "denominator mean"), (moments.covariance, o.covariance, "covariance"),
+                    (moments.denominatorMean, o.denominatorMean, "denominator mean"),
+                    (moments.denominatorVariance, o.denominatorVariance, "denominator variance"), (moments.covariance, o.covariance, "covariance"),
                 ] {
                     #expect(close(a, b), "\(what): \(group.key.variant) \(key) \(field) \(String(describing: a)) vs \(String(describing: b))")
                 }
@@ -82,14 +92,16 @@ import Testing
         return n
     }
 
-    @Test func theStateAnswersAsEveryEventDoesThroughEachKindOfChange() async throws {
+    @Test(arguments: [false, true])
+    func theStateAnswersAsEveryEventDoesThroughEachKindOfChange(cuped: Bool) async throws {
+        let experiment = cuped ? Self.cuped : Self.experiment
         try await TestDatabase.withMigrated { _, db in
             // Defined, so that events naming it are exposures.
-            _ = try await db.experiments.execute(.create(.object(Self.experiment.json)), key: Self.experiment.key, actor: nil)
+            _ = try await db.experiments.execute(.create(.object(experiment.json)), key: experiment.key, actor: nil)
             for i in 0..<12 {
                 let unit = "u\(i)", variant = i % 2 == 0 ? "a" : "b"
                 try await Self.expose(db, unit, variant, at: Double(i))
-                // Before the exposure: never counted.
+                // Before the exposure: never counted, but as CUPED's pre-exposure value.
                 try await Self.send(db, unit, at: -100, [("message", 1), ("purchase", 50)])
                 var events: [(String, Double)] = [("message", 1), ("purchase", Double(i) * 1.25), ("latency", 100 + Double(i * i))]
                 if i % 3 != 0 { events += [("rating", Double(1 + i % 5)), ("feedback", Double(i % 2)), ("request", 1)] }
@@ -99,13 +111,20 @@ import Testing
             // Events of a unit not exposed yet: they count once its exposure is recorded.
             try await Self.send(db, "late", at: 60, [("message", 1), ("message", 1), ("latency", 333)])
             // Without a state the report reads every event.
-            #expect(try await Self.report(db, state: true).fromState == false)
+            #expect(try await Self.report(db, experiment, state: true).fromState == false)
 
             // Whatever was received within the watermark's margin would be recomputed anyway;
             // past it, only what changes below is.
             try await Task.sleep(for: .milliseconds(1_200))
-            #expect(try await db.reports.refreshState(experiment: Self.experiment, metrics: Self.metrics) == .rebuilt(units: 12))
-            try await Self.expectStateMatchesEvents(db, "after a rebuild")
+            #expect(try await db.reports.refreshState(experiment: experiment, metrics: Self.metrics) == .rebuilt(units: 12))
+            try await Self.expectStateMatchesEvents(db, experiment, "after a rebuild")
+            // With CUPED the counts, sums and proportions carry their pre-exposure values: one
+            // message and a purchase of 50 for every unit, 100 s before its exposure.
+            for group in try await Self.report(db, experiment, state: true).groups {
+                let pre = [group.metrics["messages"]?.denominatorMean, group.metrics["spend"]?.denominatorMean]
+                #expect(pre == (cuped ? [1, 50] : [nil, nil]), "\(group.key.variant): \(pre)")
+                #expect(group.metrics["rating"]?.denominatorMean == nil)
+            }
 
             // New events of a unit in the state.
             try await Self.send(db, "u1", at: 120, [("message", 1), ("rating", 5), ("error", 1), ("request", 1), ("latency", 10_000)])
@@ -114,11 +133,11 @@ import Testing
             // An exposure moved earlier: the unit's earlier events now count.
             try await Self.send(db, "u2", at: -50, [("purchase", 7), ("latency", 1)])
             try await Self.expose(db, "u2", "a", at: -60)
-            try await Self.expectStateMatchesEvents(db, "changes since the watermark")
-            #expect(try await Self.report(db, state: true).exposedUnits == ["a": 6, "b": 7])
+            try await Self.expectStateMatchesEvents(db, experiment, "changes since the watermark")
+            #expect(try await Self.report(db, experiment, state: true).exposedUnits == ["a": 6, "b": 7])
 
-            #expect(try await db.reports.refreshState(experiment: Self.experiment, metrics: Self.metrics) == .folded(units: 3))
-            try await Self.expectStateMatchesEvents(db, "after a fold")
+            #expect(try await db.reports.refreshState(experiment: experiment, metrics: Self.metrics) == .folded(units: 3))
+            try await Self.expectStateMatchesEvents(db, experiment, "after a fold")
             #expect(try await Self.countStateRows(db) == 13)
 
             // A claim: a unit exposed only by a `$exposure` event. Then units of the state served
@@ -128,18 +147,18 @@ import Testing
             try await Self.send(db, "claimed", at: 20, [("message", 1), ("purchase", 3)])
             try await Self.send(db, "u3", at: 1, [("$exposure", 1)], claim: "a")
             try await Self.expose(db, "u4", "b", at: 90)
-            try await Self.expectStateMatchesEvents(db, "claims and second variants since the watermark")
-            let moved = try await Self.report(db, state: true)
+            try await Self.expectStateMatchesEvents(db, experiment, "claims and second variants since the watermark")
+            let moved = try await Self.report(db, experiment, state: true)
             #expect(moved.exposedUnits == ["a": 6, "b": 6] && moved.multipleExposures == 2)
-            _ = try await db.reports.refreshState(experiment: Self.experiment, metrics: Self.metrics)
-            try await Self.expectStateMatchesEvents(db, "claims and second variants folded")
+            _ = try await db.reports.refreshState(experiment: experiment, metrics: Self.metrics)
+            try await Self.expectStateMatchesEvents(db, experiment, "claims and second variants folded")
             #expect(try await Self.countStateRows(db) == 12)
 
             // Other metric definitions: the state is not used until rebuilt for them.
             let fewer = Array(Self.metrics.prefix(2))
-            #expect(try await Self.report(db, metrics: fewer, state: true).fromState == false)
-            #expect(try await db.reports.refreshState(experiment: Self.experiment, metrics: fewer) == .rebuilt(units: 12))
-            #expect(try await Self.report(db, metrics: fewer, state: true).fromState)
+            #expect(try await Self.report(db, experiment, metrics: fewer, state: true).fromState == false)
+            #expect(try await db.reports.refreshState(experiment: experiment, metrics: fewer) == .rebuilt(units: 12))
+            #expect(try await Self.report(db, experiment, metrics: fewer, state: true).fromState)
         }
     }
 
@@ -152,7 +171,7 @@ import Testing
                 try await Self.send(db, "q\(i)", at: 10, [("latency", value)])
             }
             _ = try await db.reports.refreshState(experiment: Self.experiment, metrics: Self.metrics)
-            try await Self.expectStateMatchesEvents(db, "quantiles")
+            try await Self.expectStateMatchesEvents(db, Self.experiment, "quantiles")
             let groups = try await Self.report(db, state: true).groups
             let a = try #require(groups.first { $0.key.variant == "a" })
             // numpy.quantile([5, 1, 1, 3, 8, 8, 8, 2.5, 13], [0.9, 0.5]) = [8.999999999999998, 5.0]

@@ -4,6 +4,9 @@ import Foundation
 public struct Metric: Sendable, Hashable {
     public enum Kind: String, Sendable, Hashable, CaseIterable {
         case count, sum, mean, proportion, ratio, quantile
+
+        /// Whether CUPED adjusts it: a per-unit value every unit has, 0 without events.
+        public var takesCovariate: Bool { self == .count || self == .sum || self == .proportion }
     }
 
     /// `where` of a proportion: which event values count.

@@ -16,12 +16,25 @@ public struct RolloutPlan: Sendable, Hashable {
             case maxIncrease(Double), maxDrop(Double)
         }
 
+        /// How a relative bound is judged (`test`).
+        public enum Test: String, Sendable, Hashable, CaseIterable {
+            /// The step's value against the bound, at every tick.
+            case threshold
+            /// Only when the always-valid interval of the difference to the control
+            /// (`SequentialTest`) lies wholly beyond the bound: ticking every few seconds
+            /// does not make a false breach likely.
+            case sequential
+        }
+
         public var metric: String
         public var bound: Bound
+        /// Applies to `max_increase` and `max_drop`; `max` and `min` are always thresholds.
+        public var test: Test
 
-        public init(metric: String, bound: Bound) {
+        public init(metric: String, bound: Bound, test: Test = .threshold) {
             self.metric = metric
             self.bound = bound
+            self.test = test
         }
     }
 
@@ -117,10 +130,28 @@ extension GuardrailReading {
 public struct GuardrailObservation: Sendable, Hashable {
     public var value: Double?
     public var controlValue: Double?
+    /// The always-valid 95 % interval of value − control (`SequentialTest`), when computable.
+    public var difference: ClosedRange<Double>?
 
-    public init(value: Double?, controlValue: Double? = nil) {
+    public init(value: Double?, controlValue: Double? = nil, difference: ClosedRange<Double>? = nil) {
         self.value = value
         self.controlValue = controlValue
+        self.difference = difference
+    }
+
+    /// The observations of a step's report (attributed as `ReportQuery.Attribution.servedAt`), by metric:
+    /// the rolled variant's value, the control's, and the interval of their difference.
+    public static func of(_ report: Report, variant: String, metrics: [String]) -> [String: GuardrailObservation] {
+        func group(_ variant: String) -> ReportGroup? { report.groups.first { $0.key.variant == variant } }
+        var observations: [String: GuardrailObservation] = [:]
+        for key in metrics {
+            let rolled = group(variant)?.metrics.first { $0.key == key }
+            let control = group(report.control)?.metrics.first { $0.key == key }
+            observations[key] = GuardrailObservation(
+                value: rolled?.mean, controlValue: control?.mean,
+                difference: rolled?.comparison?.method == .sequential ? rolled?.comparison?.confidenceInterval : nil)
+        }
+        return observations
     }
 }
 
@@ -203,12 +234,34 @@ public enum RolloutMachine {
         case .min(let limit):
             return value < limit ? "\(m) is \(format(value)), below its min \(format(limit))" : nil
         case .maxIncrease(let share):
-            guard let control = observation.controlValue, control.isFinite, value > control + abs(control) * share else { return nil }
-            return "\(m) is \(format(value)), more than \(format(share * 100)) % above control (\(format(control)))"
+            guard let control = observation.controlValue, control.isFinite else { return nil }
+            let limit = abs(control) * share
+            switch guardrail.test {
+            case .threshold:
+                guard value > control + limit else { return nil }
+                return "\(m) is \(format(value)), more than \(format(share * 100)) % above control (\(format(control)))"
+            case .sequential:
+                guard let interval = observation.difference, interval.lowerBound > limit else { return nil }
+                return "\(m) is \(format(value)), more than \(format(share * 100)) % above control (\(format(control))) "
+                    + "with 95 % confidence: the always-valid interval of the difference is \(format(interval))"
+            }
         case .maxDrop(let share):
-            guard let control = observation.controlValue, control.isFinite, value < control - abs(control) * share else { return nil }
-            return "\(m) is \(format(value)), more than \(format(share * 100)) % below control (\(format(control)))"
+            guard let control = observation.controlValue, control.isFinite else { return nil }
+            let limit = abs(control) * share
+            switch guardrail.test {
+            case .threshold:
+                guard value < control - limit else { return nil }
+                return "\(m) is \(format(value)), more than \(format(share * 100)) % below control (\(format(control)))"
+            case .sequential:
+                guard let interval = observation.difference, interval.upperBound < -limit else { return nil }
+                return "\(m) is \(format(value)), more than \(format(share * 100)) % below control (\(format(control))) "
+                    + "with 95 % confidence: the always-valid interval of the difference is \(format(interval))"
+            }
         }
+    }
+
+    static func format(_ interval: ClosedRange<Double>) -> String {
+        "[\(format(interval.lowerBound)), \(format(interval.upperBound))]"
     }
 
     static func format(_ value: Double) -> String {

@@ -17,12 +17,16 @@ extension RolloutPlan {
 }
 
 extension RolloutPlan.Guardrail {
+    /// `test` appears only when it is `sequential`, as it was written.
     public var json: JSON {
+        var o: [String: JSON] = ["metric": .string(metric)]
         switch bound {
-        case .max(let x): ["metric": .string(metric), "max": .number(x)]
-        case .min(let x): ["metric": .string(metric), "min": .number(x)]
-        case .maxIncrease(let x): ["metric": .string(metric), "max_increase": .number(x)]
-        case .maxDrop(let x): ["metric": .string(metric), "max_drop": .number(x)]
+        case .max(let x): o["max"] = .number(x)
+        case .min(let x): o["min"] = .number(x)
+        case .maxIncrease(let x): o["max_increase"] = .number(x)
+        case .maxDrop(let x): o["max_drop"] = .number(x)
         }
+        if test == .sequential { o["test"] = .string(test.rawValue) }
+        return .object(o)
     }
 }

@@ -127,7 +127,8 @@ public enum RolloutValidator {
         _ value: JSON, _ path: JSONPath, knownMetrics: Set<String>?, _ issues: inout IssueCollector
     ) -> RolloutPlan.Guardrail? {
         guard let o = issues.object(value, path) else { return nil }
-        issues.rejectUnknownFields(o, path, known: ["metric", "max", "min", "max_increase", "max_drop"])
+        issues.rejectUnknownFields(o, path, known: ["metric", "max", "min", "max_increase", "max_drop", "test"])
+        let test: RolloutPlan.Guardrail.Test? = issues.choice(o["test"], path["test"])
         let metric = issues.key(o["metric"], path["metric"], required: true)
         if let metric, let knownMetrics, !knownMetrics.contains(metric) {
             issues.add(path["metric"], "names \"\(metric)\", which is not a defined metric")
@@ -150,7 +151,7 @@ public enum RolloutValidator {
             case "max_increase": .maxIncrease(x)
             default: .maxDrop(x)
             }
-        return RolloutPlan.Guardrail(metric: metric, bound: bound)
+        return RolloutPlan.Guardrail(metric: metric, bound: bound, test: test ?? .threshold)
     }
 
     static func isWebhookURL(_ raw: String) -> Bool {

@@ -79,8 +79,9 @@ struct RolloutLeader: Service {
     }
 
     /// Guardrail metrics of the rolled variant and the control over the current step, each
-    /// event counted for the variant its unit was served at the event's time, and the units
-    /// counted in the rolled variant with at least one event during the step.
+    /// event counted for the variant its unit was served at the event's time, with the
+    /// always-valid interval of their difference (sequential guardrails), and the units counted
+    /// in the rolled variant with at least one event during the step.
     private func measure(
         _ definition: ExperimentDefinition, plan: RolloutPlan, since: Date
     ) async throws -> ([String: GuardrailObservation], Int) {
@@ -88,18 +89,13 @@ struct RolloutLeader: Service {
         let metrics = try await database.metrics.list().filter { keys.contains($0.key) }
         var scoped = definition
         scoped.metrics = ExperimentMetrics(guardrails: metrics.map(\.key))
+        scoped.analysis = AnalysisSettings(sequential: true, sequentialTuning: definition.analysis.sequentialTuning)
         let query = ReportQuery(from: since, attribution: .servedAt)
         let aggregates = try await database.reports.aggregate(experiment: scoped, metrics: metrics, query: query)
         let report = ReportBuilder.build(
             experiment: scoped, metrics: Dictionary(uniqueKeysWithValues: metrics.map { ($0.key, $0) }), query: query,
             exposedUnits: aggregates.exposedUnits, aggregates: aggregates.groups)
-        func group(_ variant: String) -> ReportGroup? { report.groups.first { $0.key.variant == variant } }
-        var observations: [String: GuardrailObservation] = [:]
-        for metric in metrics {
-            let rolled = group(plan.variant)?.metrics.first { $0.key == metric.key }
-            let control = group(definition.control)?.metrics.first { $0.key == metric.key }
-            observations[metric.key] = GuardrailObservation(value: rolled?.mean, controlValue: control?.mean)
-        }
+        let observations = GuardrailObservation.of(report, variant: plan.variant, metrics: metrics.map(\.key))
         return (observations, aggregates.exposedUnits[plan.variant, default: 0])
     }
 }

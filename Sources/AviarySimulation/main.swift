@@ -29,3 +29,16 @@ for units in [50, 200, 1_000] {
         print("| \(units) | max_increase \(maxIncrease) | \(percent(outcome.thresholdRate)) | \(percent(outcome.sequentialRate)) |")
     }
 }
+print("")
+print("A real regression: the canary errs with probability \(base.errorRate * 2), the control \(base.errorRate).")
+print("")
+print("| units a tick | guardrail on error_rate | rollbacks, threshold | rollbacks, sequential |")
+print("|---|---|---|---|")
+for units in [50, 200, 1_000] {
+    var settings = base
+    settings.rollouts = rollouts
+    settings.unitsPerTick = units
+    settings.canaryErrorRate = base.errorRate * 2
+    let outcome = GuardrailSimulation.run(settings)
+    print("| \(units) | max_increase \(settings.maxIncrease) | \(percent(outcome.thresholdRate)) | \(percent(outcome.sequentialRate)) |")
+}

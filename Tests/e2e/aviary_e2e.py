@@ -146,7 +146,7 @@ def create_experiment(server: Server, body: dict, *, start: bool = True) -> dict
 # server-owned or live fields (status, revision, rollout_state, timestamps…) are left out.
 DEFINITION_FIELDS = (
     "key", "name", "description", "unit", "fallback_unit", "salt", "variants", "control",
-    "rules", "opt_out", "layer", "layer_range", "metrics", "rollout",
+    "rules", "opt_out", "layer", "layer_range", "metrics", "rollout", "analysis",
 )
 
 

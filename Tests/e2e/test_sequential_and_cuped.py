@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from gbstats.frequentist.tests import FrequentistConfig, SequentialConfig, SequentialTwoSidedTTest, TwoSidedTTest
 from gbstats.models.statistics import ProportionStatistic, RatioStatistic, RegressionAdjustedStatistic, SampleMeanStatistic
 
-from aviary_e2e import Api, Server, admin, create_experiment, expect, poll_until
+from aviary_e2e import Api, Server, admin, create_experiment, expect, poll_until, replace_experiment
 from conftest import psql
 
 CONTROL, TREATMENT = "gpt-4", "qwen-max"
@@ -212,3 +212,10 @@ def test_a_cuped_report_is_gbstats_with_the_pre_exposure_window(aviary: Server, 
     treated = next(g for g in by_model["groups"] if g["variant"] == TREATMENT)
     assert treated["metrics"]["cu_messages"]["cuped"] is None
     assert "CUPED applies to reports by variant" in treated["metrics"]["cu_messages"]["note"]
+    # Changing the analysis of the running experiment changes no assignment, only the report.
+    doc = replace_experiment(aviary, key, lambda body: body["analysis"].update({"cuped": False, "sequential": True}))
+    assert doc["analysis"] == {"sequential": True, "sequential_tuning": 5000, "cuped": False, "cuped_days": 14, "correction": "none"}
+    assert assign(client, key, units) == variant_of
+    after = expect(api.get(f"/v1/experiments/{key}/report"), 200).json()
+    changed = next(g for g in after["groups"] if g["variant"] == TREATMENT)["metrics"]["cu_messages"]
+    assert changed["method"] == "sequential" and changed["cuped"] is None and changed["note"] is None, changed

@@ -41,6 +41,9 @@ struct AviaryServerParts {
     init(configuration: AviaryConfiguration, logger: Logger) async throws {
         let migrations = try Migration.load(from: configuration.migrationsDirectory)
         let database = try AviaryDatabase(url: configuration.databaseURL, maximumConnections: configuration.databaseMaxConnections, logger: logger)
+        // Reports and guardrails only: a small pool.
+        let replica = try configuration.replicaURL.map { try AviaryDatabase(url: $0, maximumConnections: 8, logger: logger) }
+        let reportSource = ReportSource(primary: database, replica: replica, maxLag: configuration.replicaMaxLag, logger: logger)
         let authenticator = KeyAuthenticator()
         let snapshots = SnapshotStore()
         let exposures = ExposureRecorder(repository: database.exposures, logger: logger)
@@ -52,7 +55,7 @@ struct AviaryServerParts {
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
         router.add(middleware: ErrorMiddleware())
         if !configuration.corsOrigins.isEmpty { router.add(middleware: AviaryCORSMiddleware(origins: Set(configuration.corsOrigins))) }
-        MetricsEndpoint(metrics: metrics, exposures: exposures, experiments: database.experiments).addRoutes(to: router)
+        MetricsEndpoint(metrics: metrics, exposures: exposures, experiments: database.experiments, reports: reportSource).addRoutes(to: router)
         HealthController(database: database, migrations: migrations, authenticator: authenticator, snapshots: snapshots).addRoutes(to: router)
 
         let admin = AuthMiddleware(authenticator: authenticator, role: .admin)
@@ -73,7 +76,7 @@ struct AviaryServerParts {
         ConfigObjectsController(store: database.cohorts, path: "/v1/cohorts", listField: "cohorts").addRoutes(
             to: router.group("v1/cohorts").add(middleware: admin).add(middleware: limited).add(middleware: reload).add(middleware: bounded))
         KeysController(repository: database.keys, authenticator: authenticator).addRoutes(to: router.group("v1/keys").add(middleware: admin).add(middleware: limited).add(middleware: bounded))
-        let reports = ReportsController(experiments: database.experiments, metrics: database.metrics, reports: database.reports)
+        let reports = ReportsController(experiments: database.experiments, metrics: database.metrics, source: reportSource)
         reports.addRoutes(
             to: router.group("v1/experiments").add(middleware: admin).add(middleware: limited).add(middleware: DatabaseDeadlineMiddleware(limit: ReportsController.deadline)))
         ConfigObjectsController(store: database.metrics, path: "/v1/metrics", listField: "metrics").addRoutes(
@@ -99,8 +102,9 @@ struct AviaryServerParts {
         // database pool is still up.
         var services: [any Service] = [
             database, feed, exposures, notifier, EventPartitionService(repository: database.events, interval: .seconds(6 * 3600), logger: logger),
-            RolloutLeader(database: database, tick: configuration.rolloutTick, notifier: notifier, logger: logger),
+            RolloutLeader(database: database, reports: reportSource, tick: configuration.rolloutTick, notifier: notifier, logger: logger),
         ]
+        if let replica { services.insert(replica, at: 1) }
         if let interval = configuration.reportRefresh {
             services.append(ReportStateRefresher(database: database, interval: interval, logger: logger))
         }

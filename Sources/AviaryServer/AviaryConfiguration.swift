@@ -6,6 +6,10 @@ import Logging
 /// Every setting of the server, read from the environment in one place (README lists them).
 public struct AviaryConfiguration: Sendable {
     public var databaseURL: String
+    /// A streaming replica for reports and guardrails (`AVIARY_DATABASE_REPLICA_URL`); nil: none.
+    public var replicaURL: String?
+    /// The replay lag, in seconds, above which reports read the primary (`AVIARY_REPLICA_MAX_LAG`).
+    public var replicaMaxLag: Double = 5
     public var host: String
     public var port: Int
     public var adminToken: String?
@@ -56,6 +60,16 @@ public struct AviaryConfiguration: Sendable {
             throw Invalid(description: "AVIARY_DATABASE_URL is not set (postgres://user:password@host:port/database)")
         }
         var config = AviaryConfiguration(databaseURL: url, migrationsDirectory: Migration.defaultDirectory(environment: env))
+        if let replica = env["AVIARY_DATABASE_REPLICA_URL"], !replica.isEmpty {
+            do { _ = try DatabaseConfiguration.parse(replica) } catch {
+                throw Invalid(description: "AVIARY_DATABASE_REPLICA_URL must look like postgres://user:password@host:port/database")
+            }
+            config.replicaURL = replica
+        }
+        if let lag = env["AVIARY_REPLICA_MAX_LAG"], !lag.isEmpty {
+            guard let s = Double(lag), s > 0, s.isFinite else { throw Invalid(description: "AVIARY_REPLICA_MAX_LAG must be a positive number of seconds") }
+            config.replicaMaxLag = s
+        }
         if let host = env["AVIARY_HOST"], !host.isEmpty { config.host = host }
         if let port = env["AVIARY_PORT"], !port.isEmpty {
             guard let p = Int(port), (0...65535).contains(p) else { throw Invalid(description: "AVIARY_PORT must be a port number, not \(port)") }

@@ -19,6 +19,8 @@ extension Report {
             "srm_note": srm.note.map(JSON.string) ?? .null,
             "groups": .array(groups.map(\.json)),
             "rollout": rollout ?? .null,
+            "source": .string(source),
+            "replica_lag_seconds": Self.number(replicaLagSeconds),
         ]
     }
 

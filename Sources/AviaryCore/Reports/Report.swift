@@ -50,6 +50,11 @@ public struct Report: Sendable {
     public var groups: [ReportGroup]
     /// The rollout section (docs/api.md, "Rollouts"); nil for an experiment without a rollout.
     public var rollout: JSON?
+    /// Which database answered: `primary` or `replica` (docs/operations.md, "A read replica").
+    public var source = "primary"
+    /// The read replica's replay lag when the report was read; nil without a replica, or when
+    /// it did not answer.
+    public var replicaLagSeconds: Double?
 }
 
 /// Turns the database's per-group aggregates into a report: adds the zero-valued units,

@@ -1,12 +1,13 @@
 import AviaryCore
 import AviaryPostgres
+import HTTPTypes
 import Hummingbird
 
 /// `GET /v1/experiments/{key}/report` and `report.csv` (docs/api.md, "Reports").
 struct ReportsController {
     let experiments: ExperimentRepository
     let metrics: ConfigObjectStore<Metric>
-    let reports: ReportRepository
+    let source: ReportSource
 
     /// A report scans the experiment's events; its routes get longer than the usual request
     /// deadline (PostgreSQL stops its statements after 55 s).
@@ -14,7 +15,10 @@ struct ReportsController {
 
     func addRoutes(to group: RouterGroup<AviaryRequestContext>) {
         group.get(":key/report") { request, context in
-            Response.json(try await report(request, context).json)
+            let report = try await report(request, context)
+            var response = Response.json(report.json)
+            response.headers[Self.sourceHeader] = report.source
+            return response
         }
         group.get(":key/report.csv") { request, context in
             Self.csvResponse(try await report(request, context))
@@ -29,9 +33,14 @@ struct ReportsController {
             headers: [
                 .contentType: "text/csv; charset=utf-8; header=present",
                 .contentDisposition: "attachment; filename=\"\(report.experiment)-report.csv\"",
+                sourceHeader: report.source,
             ],
             body: .init(byteBuffer: ByteBuffer(string: report.csv)))
     }
+
+    /// Which database answered a report (`primary` or `replica`), for the CSV that has no
+    /// `source` field; the JSON report carries it too.
+    static let sourceHeader = HTTPField.Name("Aviary-Report-Source")!
 
     private func report(_ request: Request, _ context: AviaryRequestContext) async throws -> Report {
         let key = try context.existingKey(of: "experiment")
@@ -57,7 +66,7 @@ struct ReportsController {
     /// `rollout.history` is the one the page lists.
     func report(of experiment: Experiment, query: ReportQuery) async throws -> Report {
         let ordered = try await metrics.forReport(of: experiment.definition)
-        let aggregates = try await reports.aggregate(experiment: experiment.definition, metrics: ordered, query: query)
+        let (aggregates, place, lag) = try await source.aggregate(experiment: experiment.definition, metrics: ordered, query: query)
         var rollout: JSON?
         if let plan = experiment.definition.rollout {
             rollout = [
@@ -65,9 +74,12 @@ struct ReportsController {
                 "history": .array(try await experiments.rolloutHistory(experiment.key)),
             ]
         }
-        return ReportBuilder.build(
+        var report = ReportBuilder.build(
             experiment: experiment.definition, metrics: Dictionary(uniqueKeysWithValues: ordered.map { ($0.key, $0) }),
             query: query, exposedUnits: aggregates.exposedUnits, multipleExposures: aggregates.multipleExposures,
             aggregates: aggregates.groups, rollout: rollout)
+        report.source = place.rawValue
+        report.replicaLagSeconds = lag
+        return report
     }
 }

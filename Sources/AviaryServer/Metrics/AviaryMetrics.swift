@@ -44,6 +44,10 @@ final class AviaryMetrics: Sendable {
         namespace: "aviary", metricName: "rollout", unitName: "percent", helpText: "Share of the catch-all split the rolled variant has")
     nonisolated(unsafe) static let guardrailValue = MetricNameDescriptor(
         namespace: "aviary", metricName: "rollout_guardrail", unitName: "value", helpText: "Each guardrail's value over the current step")
+    nonisolated(unsafe) static let replicaUp = MetricNameDescriptor(
+        namespace: "aviary", metricName: "replica_up", unitName: "", helpText: "1 while the read replica answers, 0 when not (only with AVIARY_DATABASE_REPLICA_URL)")
+    nonisolated(unsafe) static let replicaLag = MetricNameDescriptor(
+        namespace: "aviary", metricName: "replica_lag", unitName: "seconds", helpText: "The read replica's replay lag when it answers")
     nonisolated(unsafe) static let guardrailOK = MetricNameDescriptor(
         namespace: "aviary", metricName: "rollout_guardrail_ok", unitName: "", helpText: "1 while a guardrail holds, 0 when broken")
 
@@ -65,13 +69,20 @@ final class AviaryMetrics: Sendable {
     }
 
     /// The text exposition: folds the assignment tally and sets the gauges first.
-    func render(exposureQueue: Int, rollouts: [Experiment]) -> String {
+    ///
+    /// `replica`: whether a read replica is configured, and its lag when it answered.
+    func render(exposureQueue: Int, rollouts: [Experiment], replica: (configured: Bool, lag: Double?) = (false, nil)) -> String {
         let counts = assignments.withLock { $0.drain() }
         for (key, count) in counts {
             registry.makeCounter(descriptor: Self.assignmentsTotal, labels: [("experiment", key.experiment), ("variant", key.variant)])
                 .increment(by: Int64(count))
         }
         registry.makeGauge(descriptor: Self.queueDepth).set(to: Double(exposureQueue))
+        if replica.configured {
+            registry.makeGauge(descriptor: Self.replicaUp).set(to: replica.lag == nil ? 0 : 1)
+            // The last lag measured stays until the replica answers again.
+            if let lag = replica.lag { registry.makeGauge(descriptor: Self.replicaLag).set(to: lag) }
+        }
         var current: [String: [Gauge]] = [:]
         for experiment in rollouts {
             guard let plan = experiment.definition.rollout, let state = experiment.rolloutState else { continue }
@@ -159,11 +170,13 @@ struct MetricsEndpoint {
     let metrics: AviaryMetrics
     let exposures: ExposureRecorder
     let experiments: ExperimentRepository
+    let reports: ReportSource
 
     func addRoutes(to router: Router<AviaryRequestContext>) {
         router.get("metrics") { _, _ -> Response in
             let rollouts = (try? await DatabaseDeadline.run(limit: .seconds(1)) { try await experiments.rollouts(activeOnly: false) }) ?? []
-            let text = metrics.render(exposureQueue: exposures.queueDepth, rollouts: rollouts)
+            let lag = await reports.replicaLag()
+            let text = metrics.render(exposureQueue: exposures.queueDepth, rollouts: rollouts, replica: (reports.replica != nil, lag))
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
                 body: .init(byteBuffer: ByteBuffer(string: text)))

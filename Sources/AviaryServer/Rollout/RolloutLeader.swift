@@ -11,6 +11,8 @@ import ServiceLifecycle
 /// session, and the lock, end with it) another takes over within a tick or two.
 struct RolloutLeader: Service {
     let database: AviaryDatabase
+    /// Where guardrails are measured: the read replica while it keeps up, else `database`.
+    let reports: ReportSource
     let tick: Duration
     let notifier: RolloutNotifier
     let logger: Logger
@@ -91,7 +93,7 @@ struct RolloutLeader: Service {
         scoped.metrics = ExperimentMetrics(guardrails: metrics.map(\.key))
         scoped.analysis = AnalysisSettings(sequential: true, sequentialTuning: definition.analysis.sequentialTuning)
         let query = ReportQuery(from: since, attribution: .servedAt)
-        let aggregates = try await database.reports.aggregate(experiment: scoped, metrics: metrics, query: query)
+        let aggregates = try await reports.aggregate(experiment: scoped, metrics: metrics, query: query).aggregates
         let report = ReportBuilder.build(
             experiment: scoped, metrics: Dictionary(uniqueKeysWithValues: metrics.map { ($0.key, $0) }), query: query,
             exposedUnits: aggregates.exposedUnits, aggregates: aggregates.groups)

@@ -13,6 +13,8 @@ enum AdvisoryLock {
     case rolloutLeader
     /// One experiment's report-state refresh, as a session lock.
     case reportState(experiment: String)
+    /// Dropping event partitions past the retention, as a transaction lock.
+    case eventRetention
 
     /// Until the transaction ends.
     func lockForTransaction(on connection: PostgresConnection, logger: Logger) async throws {
@@ -41,6 +43,7 @@ enum AdvisoryLock {
         case .configuration: bindings.append(0x4176_6961_7279_4346 as Int64)  // "AviaryCF"
         case .migrations: bindings.append(0x4176_6961_7279_4D47 as Int64)  // "AviaryMG"
         case .rolloutLeader: bindings.append(0x6176_6961_7279_2E72 as Int64)  // "aviary.r"
+        case .eventRetention: bindings.append(0x4176_6961_7279_5254 as Int64)  // "AviaryRT"
         case .reportState(let experiment):
             bindings.append("aviary.report_state:" + experiment)
             argument = "hashtext($1)"

@@ -76,6 +76,36 @@ public struct EventRepository: Sendable {
         }
     }
 
+    /// Detaches and drops the monthly event partitions that end more than a day before
+    /// `cutoff` (the day covers any time zone the bounds were written in), never the default
+    /// one; audits each drop and clears every report state, whose next refresh rebuilds it from
+    /// the events left (docs/operations.md, "Retention"). Answers the partitions dropped. One
+    /// server at a time: the others wait, then find nothing left to drop.
+    public func dropPartitions(endingBefore cutoff: Date, retentionDays: Int) async throws -> [String] {
+        try await database.transaction { connection in
+            let logger = database.logger
+            try await AdvisoryLock.eventRetention.lockForTransaction(on: connection, logger: logger)
+            let names = try await connection.query(
+                """
+                SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                WHERE i.inhparent = 'events'::regclass AND c.relname ~ '^events_[0-9]{4}_[0-9]{2}$'
+                  AND to_date(substr(c.relname, 8), 'YYYY_MM') + interval '1 month 1 day' <= \(cutoff)::timestamptz
+                ORDER BY 1
+                """, logger: logger
+            ).values(String.self)
+            for name in names {
+                // The name matched ^events_[0-9]{4}_[0-9]{2}$ above: safe to splice.
+                try await connection.query(PostgresQuery(unsafeSQL: "ALTER TABLE events DETACH PARTITION \(name)"), logger: logger)
+                try await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE \(name)"), logger: logger)
+                try await insertAudit(
+                    on: connection, logger: logger, actor: nil, action: "event_partition.drop", targetType: "event_partition", targetKey: name,
+                    experiment: nil, before: nil, after: ["partition": .string(name), "retention_days": .number(Double(retentionDays))])
+            }
+            if !names.isEmpty { try await connection.query("DELETE FROM report_states", logger: logger) }
+            return names
+        }
+    }
+
     public func count(type: String? = nil) async throws -> Int {
         let rows = try await database.client.query(
             "SELECT count(*)::int FROM events WHERE \(type)::text IS NULL OR type = \(type)", logger: database.logger)

@@ -101,7 +101,8 @@ struct AviaryServerParts {
         // Services stop in reverse order: the server first, then the exposure flush, while the
         // database pool is still up.
         var services: [any Service] = [
-            database, feed, exposures, notifier, EventPartitionService(repository: database.events, interval: .seconds(6 * 3600), logger: logger),
+            database, feed, exposures, notifier, EventPartitionService(
+                repository: database.events, interval: .seconds(6 * 3600), retentionDays: configuration.eventRetentionDays, logger: logger),
             RolloutLeader(database: database, reports: reportSource, tick: configuration.rolloutTick, notifier: notifier, logger: logger),
         ]
         if let replica { services.insert(replica, at: 1) }

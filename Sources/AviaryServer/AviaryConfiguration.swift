@@ -10,6 +10,9 @@ public struct AviaryConfiguration: Sendable {
     public var replicaURL: String?
     /// The replay lag, in seconds, above which reports read the primary (`AVIARY_REPLICA_MAX_LAG`).
     public var replicaMaxLag: Double = 5
+    /// Whole monthly event partitions older than this many days are dropped
+    /// (`AVIARY_EVENT_RETENTION_DAYS`); nil: events are kept forever.
+    public var eventRetentionDays: Int?
     public var host: String
     public var port: Int
     public var adminToken: String?
@@ -69,6 +72,10 @@ public struct AviaryConfiguration: Sendable {
         if let lag = env["AVIARY_REPLICA_MAX_LAG"], !lag.isEmpty {
             guard let s = Double(lag), s > 0, s.isFinite else { throw Invalid(description: "AVIARY_REPLICA_MAX_LAG must be a positive number of seconds") }
             config.replicaMaxLag = s
+        }
+        if let days = env["AVIARY_EVENT_RETENTION_DAYS"], !days.isEmpty {
+            guard let n = Int(days), n > 0 else { throw Invalid(description: "AVIARY_EVENT_RETENTION_DAYS must be a whole number of days above 0") }
+            config.eventRetentionDays = n
         }
         if let host = env["AVIARY_HOST"], !host.isEmpty { config.host = host }
         if let port = env["AVIARY_PORT"], !port.isEmpty {

@@ -33,8 +33,8 @@ public struct ReportRepository: Sendable {
             try await plan.apply(ReportSQL.settings, connection, logger: logger)
             var groups: [ReportGroupKey: GroupAggregate]
             var fromState = false
-            // The standard report (per variant, no window) starts from the state when there is
-            // one for these metric definitions; everything else reads the events.
+            // A report without a window (by variant, model or app version) starts from the
+            // state when there is one for these metric definitions; a window reads the events.
             if readsState, plan.readsState,
                 let watermark = try await ReportState.watermark(connection, experiment: experiment.key, signature: plan.signature, logger: logger)
             {
@@ -117,14 +117,21 @@ public struct ReportRepository: Sendable {
                 let units = try await ReportState.touchedUnits(connection, plan: plan, since: previous, logger: logger)
                 try await connection.query(
                     "DELETE FROM report_units WHERE experiment_key = \(key) AND unit = ANY(\(units)::text[])", logger: logger)
+                try await connection.query(
+                    "DELETE FROM report_unit_dimensions WHERE experiment_key = \(key) AND unit = ANY(\(units)::text[])", logger: logger)
                 touched = units
             } else {
                 try await connection.query("DELETE FROM report_units WHERE experiment_key = \(key)", logger: logger)
+                try await connection.query("DELETE FROM report_unit_dimensions WHERE experiment_key = \(key)", logger: logger)
                 touched = nil
             }
-            let written = try await connection.query(plan.insertState(touched: touched), logger: logger).value(Int.self) ?? 0
+            let written = try await connection.query(plan.insertState(touched: touched, layout: .perUnit), logger: logger).value(Int.self) ?? 0
+            try await connection.query(plan.insertState(touched: touched, layout: .perDimension), logger: logger)
             // Fresh statistics, or the planner takes a rebuilt state for a few rows.
-            if previous == nil { try await connection.query("ANALYZE report_units", logger: logger) }
+            if previous == nil {
+                try await connection.query("ANALYZE report_units", logger: logger)
+                try await connection.query("ANALYZE report_unit_dimensions", logger: logger)
+            }
             return previous == nil ? .rebuilt(units: written) : .folded(units: written)
         }
     }

@@ -58,14 +58,17 @@ extension ReportSQL {
     func addQuantileValues(
         _ connection: PostgresConnection, _ statement: PostgresQuery, to groups: inout [ReportGroupKey: GroupAggregate], logger: Logger
     ) async throws {
-        for try await (variant, slot, n, low, high, h) in try await connection.query(statement, logger: logger).decode(
-            (String, Int16, Int, Double?, Double?, Double).self)
-        {
-            guard quantileMetrics.indices.contains(Int(slot)) else { continue }
+        for try await row in try await connection.query(statement, logger: logger) {
+            let cells = row.makeRandomAccess()
+            let slot = Int(try cells[dimensionCount].decode(Int16.self))
+            guard quantileMetrics.indices.contains(slot) else { continue }
+            let n = try cells[dimensionCount + 1].decode(Int.self)
+            let low = try cells[dimensionCount + 2].decode(Double?.self), high = try cells[dimensionCount + 3].decode(Double?.self)
+            let h = try cells[dimensionCount + 4].decode(Double.self)
             var value = low
             if let low, let high, h != h.rounded(.down) { value = low + (high - low) * (h - h.rounded(.down)) }
-            Self.adding(ReportGroupKey(variant: variant), &groups) { aggregate in
-                aggregate.metrics[quantileMetrics[Int(slot)].key] = MetricMoments(n: n, quantile: value)
+            Self.adding(try groupKey(cells), &groups) { aggregate in
+                aggregate.metrics[quantileMetrics[slot].key] = MetricMoments(n: n, quantile: value)
             }
         }
     }

@@ -45,9 +45,13 @@ struct ReportSQL {
     /// proportion metric. The attributed rows then include the unit's events of that window,
     /// flagged `pre`; every metric value but the pre-exposure ones leaves them out.
     var cupedDays: Int? {
-        guard experiment.analysis.cuped, query.variantOnly, query.attribution == .firstExposure,
-              unitMetrics.contains(where: \.kind.takesCovariate) else { return nil }
-        return experiment.analysis.cupedDays
+        query.variantOnly && query.attribution == .firstExposure ? stateCupedDays : nil
+    }
+
+    /// CUPED's window as the experiment asks for it, whatever the report: the report state
+    /// (written for the report by variant) carries it, and its signature names it.
+    private var stateCupedDays: Int? {
+        experiment.analysis.cuped && unitMetrics.contains(where: \.kind.takesCovariate) ? experiment.analysis.cupedDays : nil
     }
 
     /// `condition` restricted to events after first exposure when the rows hold pre-exposure ones.
@@ -55,9 +59,10 @@ struct ReportSQL {
         cupedDays == nil ? condition : "NOT e.pre AND \(condition)"
     }
 
-    /// Whether the report state can answer: the standing A/B report, per variant, no window.
+    /// Whether the report state can answer: an A/B report without a window, by variant
+    /// (`report_units`) or by model and app version (`report_unit_dimensions`).
     var readsState: Bool {
-        query.attribution == .firstExposure && query.variantOnly && query.from == nil && query.to == nil
+        query.attribution == .firstExposure && query.from == nil && query.to == nil
     }
 
     /// Per-unit grouping (with the unit) and per-group grouping, over the attributed rows `e`.
@@ -241,6 +246,49 @@ struct ReportSQL {
         return values
     }
 
+    /// Additive per-row components of the metrics, for `report_unit_dimensions`: a count, a
+    /// sum, a mean's sum and count, a proportion's matching events, a ratio's two sums. Summed
+    /// over a unit's rows in a group, `valuesFromComponents` turns them into `perUnitValues`.
+    func perUnitComponents(_ b: inout Binder) -> [String] {
+        var components: [String] = []
+        for metric in unitMetrics {
+            func count(_ condition: String) -> String { "count(*) FILTER (WHERE \(afterExposure(condition)))::float8" }
+            func sum(_ type: String?) -> String {
+                "coalesce(sum(e.value) FILTER (WHERE \(afterExposure("e.type = \(b.bind(type ?? ""))"))), 0)"
+            }
+            switch metric.kind {
+            case .count: components.append(count("e.type = \(b.bind(metric.event ?? ""))"))
+            case .sum: components.append(sum(metric.event))
+            case .mean: components += [sum(metric.event), count("e.type = \(b.bind(metric.event ?? ""))")]
+            case .proportion:
+                var condition = "e.type = \(b.bind(metric.event ?? ""))"
+                if let filter = metric.filter, let op = Self.comparisons[filter.comparison] {
+                    condition += " AND e.value \(op) \(b.bind(filter.operand))"
+                }
+                components.append(count(condition))
+            case .ratio: components += [sum(metric.numerator), sum(metric.denominator)]
+            case .quantile: continue
+            }
+        }
+        return components
+    }
+
+    /// The per-unit values of `perUnitValues` (without CUPED's) from summed components;
+    /// `component(j)` names the j-th summed component.
+    func valuesFromComponents(_ component: (Int) -> String) -> [String] {
+        var values: [String] = [], j = 0
+        for metric in unitMetrics {
+            switch metric.kind {
+            case .count, .sum: values.append(component(j)); j += 1
+            case .mean: values.append("CASE WHEN \(component(j + 1)) > 0 THEN \(component(j)) / \(component(j + 1)) END"); j += 2
+            case .proportion: values.append("(\(component(j)) > 0)::int::float8"); j += 1
+            case .ratio: values += [component(j), component(j + 1)]; j += 2
+            case .quantile: continue
+            }
+        }
+        return values
+    }
+
     /// Whether `metric`'s per-unit values come with its pre-exposure value (CUPED).
     func hasCovariate(_ metric: Metric) -> Bool { cupedDays != nil && metric.kind.takesCovariate }
 
@@ -267,7 +315,7 @@ struct ReportSQL {
     /// What the state's values depend on: the unit columns and the metric definitions, in order.
     var signature: String {
         var parts = ["units=served-one-variant", "unit=\(experiment.unit.rawValue)", "fallback=\(experiment.fallbackUnit?.rawValue ?? "")"]
-        if let days = cupedDays { parts.append("cuped_days=\(days)") }
+        if let days = stateCupedDays { parts.append("cuped_days=\(days)") }
         for metric in unitMetrics + quantileMetrics {
             guard case .object(var definition) = metric.json else { continue }
             for field in ["name", "description", "revision", "created_at", "updated_at"] { definition[field] = nil }
@@ -278,16 +326,30 @@ struct ReportSQL {
 
     // MARK: Report state
 
-    /// Which columns of the state's per-unit rows a statement needs: a report's two statements
-    /// each recompute only their half for the touched units (the other half is NULL).
+    /// Which columns of the state's rows a statement needs: a report's two statements each
+    /// recompute only their half for the touched units (the other half is NULL).
     enum StateColumns { case all, metrics, quantiles }
 
-    /// The per-unit rows of the state (unit, variant, events, metrics, quantile slots and
-    /// values) for the units `units` selects, over rows `e`.
-    private func perUnitState(_ b: inout Binder, only: String?, columns: StateColumns = .all) -> String {
+    /// The two tables of the state: one row per unit (`report_units`, per-unit values, for the
+    /// standing report by variant) or per unit, model and app version
+    /// (`report_unit_dimensions`, additive components, for reports by model or app version).
+    enum StateLayout {
+        case perUnit, perDimension
+
+        var table: String { self == .perUnit ? "report_units" : "report_unit_dimensions" }
+        /// The row's own columns besides unit, events and quantiles.
+        var columns: [String] { self == .perUnit ? ["variant", "metrics"] : ["variant", "model", "app_version", "components"] }
+    }
+
+    /// The layout a report reads.
+    var stateLayout: StateLayout { query.variantOnly ? .perUnit : .perDimension }
+
+    /// The state's rows (unit, variant, [model, app version,] events, metrics or components,
+    /// quantile slots and values) for the units `units` selects, over rows `e`.
+    private func perUnitState(_ b: inout Binder, only: String?, layout: StateLayout, columns: StateColumns = .all) -> String {
         var metrics = "NULL::float8[]"
         if columns != .quantiles {
-            let values = perUnitValues(&b)
+            let values = layout == .perUnit ? perUnitValues(&b) : perUnitComponents(&b)
             metrics = values.isEmpty ? "'{}'::float8[]" : "ARRAY[\(values.joined(separator: ", "))]::float8[]"
         }
         var slots = "NULL::int2[]", quantileValues = "NULL::float8[]"
@@ -304,26 +366,40 @@ struct ReportSQL {
         let unitsSQL = units(&b, only: only)
         var from = attributed(&b)
         if columns == .quantiles { from += " AND \(afterExposure("e.type = ANY(\(b.bind(quantileMetrics.map { $0.event ?? "" })))"))" }
-        return """
-            WITH \(unitsSQL)
-            SELECT e.unit_key AS unit, e.unit_variant AS variant, \(eventCount) AS events, \(metrics) AS metrics,
-                   \(slots) AS quantile_slots, \(quantileValues) AS quantile_values
-            \(from)
-            GROUP BY e.unit_variant, e.unit_key
-            """
+        switch layout {
+        case .perUnit:
+            return """
+                WITH \(unitsSQL)
+                SELECT e.unit_key AS unit, e.unit_variant AS variant, \(eventCount) AS events, \(metrics) AS metrics,
+                       \(slots) AS quantile_slots, \(quantileValues) AS quantile_values
+                \(from)
+                GROUP BY e.unit_variant, e.unit_key
+                """
+        case .perDimension:
+            // Pre-exposure rows (CUPED) belong to no group of these reports.
+            return """
+                WITH \(unitsSQL)
+                SELECT e.unit_key AS unit, e.unit_variant AS variant, e.model, e.app_version, \(eventCount) AS events,
+                       \(metrics) AS components, \(slots) AS quantile_slots, \(quantileValues) AS quantile_values
+                \(from)
+                GROUP BY e.unit_variant, e.unit_key, e.model, e.app_version
+                HAVING \(eventCount) > 0
+                """
+        }
     }
 
-    /// Writes the state rows of every unit, or of `touched` ones; answers how many.
-    func insertState(touched: [String]?) -> PostgresQuery {
+    /// Writes the state rows of every unit, or of `touched` ones, in `layout`; answers how many.
+    func insertState(touched: [String]?, layout: StateLayout) -> PostgresQuery {
         var b = Binder()
         let key = b.bind(experiment.key)
         let only = touched.map { b.bind($0) + "::text[]" }
-        let rows = perUnitState(&b, only: only)
+        let rows = perUnitState(&b, only: only, layout: layout)
+        let columns = ["unit"] + layout.columns + ["events", "quantile_slots", "quantile_values"]
         return b.query(
             """
             WITH written AS (
-                INSERT INTO report_units (experiment_key, unit, variant, events, metrics, quantile_slots, quantile_values)
-                SELECT \(key), s.unit, s.variant, s.events, s.metrics, s.quantile_slots, s.quantile_values FROM (\(rows)) s
+                INSERT INTO \(layout.table) (experiment_key, \(columns.joined(separator: ", ")))
+                SELECT \(key), \(columns.map { "s." + $0 }.joined(separator: ", ")) FROM (\(rows)) s
                 RETURNING 1
             )
             SELECT count(*)::int8 FROM written
@@ -348,34 +424,57 @@ struct ReportSQL {
             """)
     }
 
-    /// The state's units but the touched ones, and the touched ones recomputed, as `all_units`.
+    /// The state's rows in the report's layout but the touched units', and the touched units'
+    /// recomputed, as `all_units`.
     private func stateUnits(_ b: inout Binder, touched: [String], columns: StateColumns) -> String {
         let key = b.bind(experiment.key)
         let only = b.bind(touched) + "::text[]"
-        let fresh = perUnitState(&b, only: only, columns: columns)
+        let layout = stateLayout
+        let fresh = perUnitState(&b, only: only, layout: layout, columns: columns)
+        let selected = (["unit"] + layout.columns + ["events", "quantile_slots", "quantile_values"])
         return """
             all_units AS (
-                SELECT r.variant, r.events, r.metrics, r.quantile_slots, r.quantile_values FROM report_units r
+                SELECT \(selected.map { "r." + $0 }.joined(separator: ", ")) FROM \(layout.table) r
                 WHERE r.experiment_key = \(key) AND NOT (r.unit = ANY(\(only)))
                 UNION ALL
-                SELECT f.variant, f.events, f.metrics, f.quantile_slots, f.quantile_values FROM (\(fresh)) f
+                SELECT \(selected.map { "f." + $0 }.joined(separator: ", ")) FROM (\(fresh)) f
             )
             """
     }
 
-    /// `perGroup`, from the state.
+    /// The report's group columns by name (variant, then model and app version as asked).
+    private var groupNames: String { dimensions.map(\.name).joined(separator: ", ") }
+
+    /// `perGroup`, from the state: per-unit values straight from `report_units`, or by model
+    /// and app version from each unit's rows of `report_unit_dimensions` in a group, summed and
+    /// turned into per-unit values as the report from every event computes them.
     func perGroupFromState(touched: [String]) -> PostgresQuery {
         var b = Binder()
         let all = stateUnits(&b, touched: touched, columns: .metrics)
-        return b.query(
-            """
-            WITH \(all)
-            SELECT variant, count(*) FILTER (WHERE events > 0)::int8, sum(events)::int8\(perGroupColumns { "metrics[\($0 + 1)]" }.map { ", " + $0 }.joined())
-            FROM all_units GROUP BY variant
-            """)
+        switch stateLayout {
+        case .perUnit:
+            return b.query(
+                """
+                WITH \(all)
+                SELECT variant, count(*) FILTER (WHERE events > 0)::int8, sum(events)::int8\(perGroupColumns { "metrics[\($0 + 1)]" }.map { ", " + $0 }.joined())
+                FROM all_units GROUP BY variant
+                """)
+        case .perDimension:
+            let values = valuesFromComponents { "sum(components[\($0 + 1)])" }.enumerated().map { "\($1) AS v\($0)" }
+            return b.query(
+                """
+                WITH \(all),
+                per_unit AS (
+                    SELECT \(groupNames), sum(events) AS events\(values.map { ", " + $0 }.joined())
+                    FROM all_units GROUP BY \(groupNames), unit
+                )
+                SELECT \(groupNames), count(*)::int8, sum(events)::int8\(perGroupColumns { "v\($0)" }.map { ", " + $0 }.joined())
+                FROM per_unit GROUP BY \(groupNames)
+                """)
+        }
     }
 
-    /// Quantiles from the state: per variant and quantile metric (slot), the number of values,
+    /// Quantiles from the state: per group and quantile metric (slot), the number of values,
     /// the values at ranks ⌊h⌋ and ⌊h⌋ + 1 (0-based, h = q·(n − 1)) and h, found from the
     /// count of each distinct value; `addQuantileValues` interpolates as `percentile_cont`.
     func quantilesFromState(touched: [String]) -> PostgresQuery? {
@@ -383,22 +482,23 @@ struct ReportSQL {
         var b = Binder()
         let all = stateUnits(&b, touched: touched, columns: .quantiles)
         let qs = b.bind(quantileMetrics.map { $0.quantile ?? 0.5 })
+        let groups = groupNames
         return b.query(
             """
             WITH \(all),
             counted AS (
-                SELECT s.variant, s.slot, s.value, count(*) AS c
-                FROM (SELECT variant, unnest(quantile_slots) AS slot, unnest(quantile_values) AS value FROM all_units) s
-                GROUP BY 1, 2, 3
+                SELECT \(groups), s.slot, s.value, count(*) AS c
+                FROM (SELECT \(groups), unnest(quantile_slots) AS slot, unnest(quantile_values) AS value FROM all_units) s
+                GROUP BY \(groups), s.slot, s.value
             ),
             ranked AS (
-                SELECT variant, slot, value, sum(c) OVER (PARTITION BY variant, slot ORDER BY value) AS upto,
-                       (sum(c) OVER (PARTITION BY variant, slot))::int8 AS n
+                SELECT \(groups), slot, value, sum(c) OVER (PARTITION BY \(groups), slot ORDER BY value) AS upto,
+                       (sum(c) OVER (PARTITION BY \(groups), slot))::int8 AS n
                 FROM counted
             ),
             positioned AS (SELECT *, (\(qs)::float8[])[slot + 1] * (n - 1)::float8 AS h FROM ranked)
-            SELECT variant, slot, n, min(value) FILTER (WHERE upto > floor(h)), min(value) FILTER (WHERE upto > floor(h) + 1), min(h)
-            FROM positioned GROUP BY variant, slot, n
+            SELECT \(groups), slot, n, min(value) FILTER (WHERE upto > floor(h)), min(value) FILTER (WHERE upto > floor(h) + 1), min(h)
+            FROM positioned GROUP BY \(groups), slot, n
             """)
     }
 

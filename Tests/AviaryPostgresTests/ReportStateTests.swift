@@ -40,22 +40,37 @@ import Testing
     /// names the experiment's variant.
     static func send(_ db: AviaryDatabase, _ unit: String, at offset: Double, _ events: [(String, Double)], claim: String? = nil) async throws {
         let ts = t0.addingTimeInterval(offset)
-        _ = try await db.events.insert(events.map { type, value in
-            Event(id: UUID(), type: type, userID: unit, anonymousID: nil, ts: ts, value: value,
+        // Models and app versions vary within a unit's events, so reports by them split units.
+        _ = try await db.events.insert(events.enumerated().map { i, event in
+            Event(id: UUID(), type: event.0, userID: unit, anonymousID: nil, ts: ts, value: event.1,
+                  model: [nil, "gpt-4o", "qwen-max"][i % 3], appVersion: i % 2 == 0 ? "1.9.0" : nil,
                   experiment: claim == nil ? nil : experiment.key, variant: claim)
         })
     }
 
     static func report(
-        _ db: AviaryDatabase, _ experiment: ExperimentDefinition = experiment, metrics: [Metric] = metrics, state: Bool
+        _ db: AviaryDatabase, _ experiment: ExperimentDefinition = experiment, metrics: [Metric] = metrics, query: ReportQuery = ReportQuery(),
+        state: Bool
     ) async throws -> ReportRepository.Aggregates {
-        try await db.reports.aggregate(experiment: experiment, metrics: metrics, query: ReportQuery(), readsState: state)
+        try await db.reports.aggregate(experiment: experiment, metrics: metrics, query: query, readsState: state)
     }
+
+    /// Reports by variant, and by model, app version and both (`report_unit_dimensions`).
+    static let queries = [
+        ReportQuery(), ReportQuery(dimensions: [.variant, .model]), ReportQuery(dimensions: [.variant, .appVersion]),
+        ReportQuery(dimensions: [.variant, .model, .appVersion]),
+    ]
 
     /// The state's report equals the one from every event (to rounding) and came from the state.
     static func expectStateMatchesEvents(_ db: AviaryDatabase, _ experiment: ExperimentDefinition = experiment, _ what: Comment) async throws {
-        let fromState = try await report(db, experiment, state: true)
-        let fromEvents = try await report(db, experiment, state: false)
+        for query in queries {
+            try await expectStateMatchesEvents(db, experiment, query, "\(what), by \(query.dimensions.map(\.rawValue))")
+        }
+    }
+
+    static func expectStateMatchesEvents(_ db: AviaryDatabase, _ experiment: ExperimentDefinition, _ query: ReportQuery, _ what: Comment) async throws {
+        let fromState = try await report(db, experiment, query: query, state: true)
+        let fromEvents = try await report(db, experiment, query: query, state: false)
         #expect(fromState.fromState && !fromEvents.fromState, what)
         #expect(fromState.exposedUnits == fromEvents.exposedUnits && fromState.multipleExposures == fromEvents.multipleExposures, what)
         let expected = Dictionary(uniqueKeysWithValues: fromEvents.groups.map { ($0.key, $0) })

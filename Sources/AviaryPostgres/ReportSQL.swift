@@ -338,7 +338,9 @@ struct ReportSQL {
 
         var table: String { self == .perUnit ? "report_units" : "report_unit_dimensions" }
         /// The row's own columns besides unit, events and quantiles.
-        var columns: [String] { self == .perUnit ? ["variant", "metrics"] : ["variant", "model", "app_version", "components"] }
+        var columns: [String] {
+            self == .perUnit ? ["variant", "metrics"] : ["variant", "model", "app_version", "components", "only_model_row", "only_version_row"]
+        }
     }
 
     /// The layout a report reads.
@@ -380,7 +382,9 @@ struct ReportSQL {
             return """
                 WITH \(unitsSQL)
                 SELECT e.unit_key AS unit, e.unit_variant AS variant, e.model, e.app_version, \(eventCount) AS events,
-                       \(metrics) AS components, \(slots) AS quantile_slots, \(quantileValues) AS quantile_values
+                       \(metrics) AS components, \(slots) AS quantile_slots, \(quantileValues) AS quantile_values,
+                       count(*) OVER (PARTITION BY e.unit_key, e.model) = 1 AS only_model_row,
+                       count(*) OVER (PARTITION BY e.unit_key, e.app_version) = 1 AS only_version_row
                 \(from)
                 GROUP BY e.unit_variant, e.unit_key, e.model, e.app_version
                 HAVING \(eventCount) > 0
@@ -460,13 +464,24 @@ struct ReportSQL {
                 FROM all_units GROUP BY variant
                 """)
         case .perDimension:
-            let values = valuesFromComponents { "sum(components[\($0 + 1)])" }.enumerated().map { "\($1) AS v\($0)" }
+            // A unit's one row in its group is its per-unit values as it stands; only units
+            // with several rows in a group (a model used from two app versions, say) are summed.
+            let alone: String
+            switch (query.groupsByModel, query.groupsByAppVersion) {
+            case (true, true): alone = "true"
+            case (true, false): alone = "only_model_row"
+            default: alone = "only_version_row"
+            }
+            let asIs = valuesFromComponents { "components[\($0 + 1)]" }.enumerated().map { "\($1) AS v\($0)" }
+            let summed = valuesFromComponents { "sum(components[\($0 + 1)])" }.enumerated().map { "\($1) AS v\($0)" }
             return b.query(
                 """
                 WITH \(all),
                 per_unit AS (
-                    SELECT \(groupNames), sum(events) AS events\(values.map { ", " + $0 }.joined())
-                    FROM all_units GROUP BY \(groupNames), unit
+                    SELECT \(groupNames), events\(asIs.map { ", " + $0 }.joined()) FROM all_units WHERE \(alone)
+                    UNION ALL
+                    SELECT \(groupNames), sum(events) AS events\(summed.map { ", " + $0 }.joined())
+                    FROM all_units WHERE NOT \(alone) GROUP BY \(groupNames), unit
                 )
                 SELECT \(groupNames), count(*)::int8, sum(events)::int8\(perGroupColumns { "v\($0)" }.map { ", " + $0 }.joined())
                 FROM per_unit GROUP BY \(groupNames)

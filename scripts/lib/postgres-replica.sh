@@ -47,8 +47,9 @@ unix_socket_directories = '$AVIARY_PG_RUNDIR'
 unix_socket_permissions = 0700
 max_connections = 200
 hot_standby = on
-# Reports read here; their snapshots hold back the primary's vacuum instead of being cancelled.
-hot_standby_feedback = on
+# Off, as docs/operations.md advises: a paused replica with feedback on holds back the
+# primary's vacuum. (A test report cancelled by a conflict falls back to the primary.)
+hot_standby_feedback = off
 CONF
     if ! _aviary_pg_as_owner "$AVIARY_PG_BINDIR/pg_ctl" -D "$AVIARY_PG_REPLICA_DATA" -l "$AVIARY_PG_REPLICA_LOG" -w -t 120 -s start; then
         tail -n 30 "$AVIARY_PG_REPLICA_LOG" >&2 || true

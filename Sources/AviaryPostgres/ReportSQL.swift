@@ -215,27 +215,18 @@ struct ReportSQL {
         var values: [String] = []
         for metric in unitMetrics {
             func value(_ period: (String) -> String) -> String {
+                let events = period(matching(metric, &b))
                 switch metric.kind {
-                case .count:
-                    return "count(*) FILTER (WHERE \(period("e.type = \(b.bind(metric.event ?? ""))")))::float8"
-                case .sum:
-                    return "coalesce(sum(e.value) FILTER (WHERE \(period("e.type = \(b.bind(metric.event ?? ""))"))), 0)"
-                case .mean:
-                    return "avg(e.value) FILTER (WHERE \(period("e.type = \(b.bind(metric.event ?? ""))")))"
-                case .proportion:
-                    var condition = "e.type = \(b.bind(metric.event ?? ""))"
-                    if let filter = metric.filter, let op = Self.comparisons[filter.comparison] {
-                        condition += " AND e.value \(op) \(b.bind(filter.operand))"
-                    }
-                    return "(count(*) FILTER (WHERE \(period(condition))) > 0)::int::float8"
-                case .ratio, .quantile:
-                    return ""
+                case .count: return Self.count(events)
+                case .sum: return Self.sum(events)
+                case .mean: return "avg(e.value) FILTER (WHERE \(events))"
+                default: return "(\(Self.count(events)) > 0)::int::float8"
                 }
             }
             switch metric.kind {
             case .ratio:
-                values.append("coalesce(sum(e.value) FILTER (WHERE \(afterExposure("e.type = \(b.bind(metric.numerator ?? ""))"))), 0)")
-                values.append("coalesce(sum(e.value) FILTER (WHERE \(afterExposure("e.type = \(b.bind(metric.denominator ?? ""))"))), 0)")
+                values.append(Self.sum(afterExposure(ofType(metric.numerator, &b))))
+                values.append(Self.sum(afterExposure(ofType(metric.denominator, &b))))
             case .quantile:
                 continue
             default:
@@ -252,26 +243,36 @@ struct ReportSQL {
     func perUnitComponents(_ b: inout Binder) -> [String] {
         var components: [String] = []
         for metric in unitMetrics {
-            func count(_ condition: String) -> String { "count(*) FILTER (WHERE \(afterExposure(condition)))::float8" }
-            func sum(_ type: String?) -> String {
-                "coalesce(sum(e.value) FILTER (WHERE \(afterExposure("e.type = \(b.bind(type ?? ""))"))), 0)"
-            }
             switch metric.kind {
-            case .count: components.append(count("e.type = \(b.bind(metric.event ?? ""))"))
-            case .sum: components.append(sum(metric.event))
-            case .mean: components += [sum(metric.event), count("e.type = \(b.bind(metric.event ?? ""))")]
-            case .proportion:
-                var condition = "e.type = \(b.bind(metric.event ?? ""))"
-                if let filter = metric.filter, let op = Self.comparisons[filter.comparison] {
-                    condition += " AND e.value \(op) \(b.bind(filter.operand))"
-                }
-                components.append(count(condition))
-            case .ratio: components += [sum(metric.numerator), sum(metric.denominator)]
+            case .count, .proportion: components.append(Self.count(afterExposure(matching(metric, &b))))
+            case .sum: components.append(Self.sum(afterExposure(matching(metric, &b))))
+            case .mean:
+                let events = afterExposure(matching(metric, &b))
+                components += [Self.sum(events), Self.count(events)]
+            case .ratio:
+                components += [Self.sum(afterExposure(ofType(metric.numerator, &b))), Self.sum(afterExposure(ofType(metric.denominator, &b)))]
             case .quantile: continue
             }
         }
         return components
     }
+
+    /// The rows `e` of events of `type` (bound).
+    private func ofType(_ type: String?, _ b: inout Binder) -> String { "e.type = \(b.bind(type ?? ""))" }
+
+    /// The rows `e` a count, sum, mean or proportion metric reads: its event type, and a
+    /// proportion's `where` on the value.
+    private func matching(_ metric: Metric, _ b: inout Binder) -> String {
+        var condition = ofType(metric.event, &b)
+        if metric.kind == .proportion, let filter = metric.filter, let op = Self.comparisons[filter.comparison] {
+            condition += " AND e.value \(op) \(b.bind(filter.operand))"
+        }
+        return condition
+    }
+
+    /// Per-unit aggregates over the rows `e` matching `condition`.
+    private static func count(_ condition: String) -> String { "count(*) FILTER (WHERE \(condition))::float8" }
+    private static func sum(_ condition: String) -> String { "coalesce(sum(e.value) FILTER (WHERE \(condition)), 0)" }
 
     /// The per-unit values of `perUnitValues` (without CUPED's) from summed components;
     /// `component(j)` names the j-th summed component.

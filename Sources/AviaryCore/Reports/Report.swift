@@ -180,7 +180,6 @@ public enum ReportBuilder {
         case .ratio:
             guard let c = control.ratio, let t = treatment.ratio else { return Comparison(note: "empty group") }
             comparison = DeltaMethod.compare(control: c, treatment: t, sequentialTuning: tuning)
-            comparison.method = tuning == nil ? .delta : .sequential
             cupedNote = "CUPED applies to count, sum and proportion metrics"
         case .quantile:
             guard let c = control.result.mean, let t = treatment.result.mean else { return Comparison(note: "empty group") }
@@ -199,16 +198,15 @@ public enum ReportBuilder {
                 comparison = RegressionAdjustment.compare(control: cp, treatment: tp, proportion: proportion, sequentialTuning: tuning)
             } else if proportion, analysis.sequential || analysis.cuped {
                 // With gbstats' tests, gbstats' proportion variance p(1 − p).
-                let variance = { (s: SampleSummary) in s.n > 1 ? s.mean * (1 - s.mean) : 0 }
                 comparison = WelchTest.compare(
-                    control: SampleSummary(n: c.n, mean: c.mean, variance: variance(c)),
-                    treatment: SampleSummary(n: t.n, mean: t.mean, variance: variance(t)), sequentialTuning: tuning)
+                    control: c.gbstats(proportion: true), treatment: t.gbstats(proportion: true), sequentialTuning: tuning)
                 cupedNote = "CUPED applies to reports by variant"
             } else {
                 comparison = WelchTest.compare(control: c, treatment: t, sequentialTuning: tuning)
                 cupedNote = "CUPED applies to reports by variant"
             }
         }
+        // Also where no test could run (a ratio whose denominators sum to 0): the method it would use.
         if kind != .quantile, comparison.method == nil { comparison.method = tuning == nil ? (kind == .ratio ? .delta : .welch) : .sequential }
         if analysis.cuped, comparison.cuped == nil, let cupedNote, comparison.note?.contains("CUPED") != true {
             comparison.addNote(cupedNote)

@@ -234,29 +234,28 @@ public enum RolloutMachine {
         case .min(let limit):
             return value < limit ? "\(m) is \(format(value)), below its min \(format(limit))" : nil
         case .maxIncrease(let share):
-            guard let control = observation.controlValue, control.isFinite else { return nil }
-            let limit = abs(control) * share
-            switch guardrail.test {
-            case .threshold:
-                guard value > control + limit else { return nil }
-                return "\(m) is \(format(value)), more than \(format(share * 100)) % above control (\(format(control)))"
-            case .sequential:
-                guard let interval = observation.difference, interval.lowerBound > limit else { return nil }
-                return "\(m) is \(format(value)), more than \(format(share * 100)) % above control (\(format(control))) "
-                    + "with 95 % confidence: the always-valid interval of the difference is \(format(interval))"
-            }
+            return relativeViolation(guardrail, observation, value: value, share: share, above: true)
         case .maxDrop(let share):
-            guard let control = observation.controlValue, control.isFinite else { return nil }
-            let limit = abs(control) * share
-            switch guardrail.test {
-            case .threshold:
-                guard value < control - limit else { return nil }
-                return "\(m) is \(format(value)), more than \(format(share * 100)) % below control (\(format(control)))"
-            case .sequential:
-                guard let interval = observation.difference, interval.upperBound < -limit else { return nil }
-                return "\(m) is \(format(value)), more than \(format(share * 100)) % below control (\(format(control))) "
-                    + "with 95 % confidence: the always-valid interval of the difference is \(format(interval))"
-            }
+            return relativeViolation(guardrail, observation, value: value, share: share, above: false)
+        }
+    }
+
+    /// A relative bound: more than `share` of the control's value above it (`above`) or below
+    /// it — judged on the step's value (`threshold`) or on the always-valid interval of the
+    /// difference lying wholly beyond the bound (`sequential`).
+    private static func relativeViolation(
+        _ guardrail: RolloutPlan.Guardrail, _ observation: GuardrailObservation, value: Double, share: Double, above: Bool
+    ) -> String? {
+        guard let control = observation.controlValue, control.isFinite else { return nil }
+        let limit = abs(control) * share
+        let breach = "\(guardrail.metric) is \(format(value)), more than \(format(share * 100)) % \(above ? "above" : "below") control (\(format(control)))"
+        switch guardrail.test {
+        case .threshold:
+            guard above ? value > control + limit : value < control - limit else { return nil }
+            return breach
+        case .sequential:
+            guard let interval = observation.difference, above ? interval.lowerBound > limit : interval.upperBound < -limit else { return nil }
+            return breach + " with 95 % confidence: the always-valid interval of the difference is \(format(interval))"
         }
     }
 

@@ -85,38 +85,33 @@ public struct Comparison: Sendable, Hashable {
     /// always-valid test over `units` units (`SequentialTest`), otherwise a Welch t-test when
     /// `df` is given, or a z-test.
     mutating func setTest(standardError se: Double, degreesOfFreedom df: Double?, units: Double, sequentialTuning: Double?) {
-        if let sequentialTuning {
-            setSequentialTest(standardError: se, units: units, tuning: sequentialTuning)
-        } else {
-            setTest(standardError: se, degreesOfFreedom: df)
-        }
-    }
-
-    /// Fills the test fields from delta and its standard error: a Welch t-test when `df` is
-    /// given, otherwise a z-test.
-    mutating func setTest(standardError se: Double, degreesOfFreedom df: Double?) {
-        method = df == nil ? .delta : .welch
+        method = sequentialTuning != nil ? .sequential : df == nil ? .delta : .welch
         guard let delta else { return }
         let statistic = delta / se
-        guard se.isFinite, se > 0, statistic.isFinite, df.map({ $0.isFinite && $0 > 0 }) ?? true else {
+        let variance = se * se
+        let usable = sequentialTuning != nil ? variance > 0 && variance.isFinite : df.map { $0.isFinite && $0 > 0 } ?? true
+        guard se.isFinite, se > 0, statistic.isFinite, usable else {
             addNote("values too large to test")
             return
         }
-        let critical: Double, pValue: Double
-        if let df {
-            critical = StudentT.quantile(0.975, degreesOfFreedom: df)
+        let halfWidth: Double, pValue: Double
+        if let tuning = sequentialTuning {
+            halfWidth = SequentialTest.halfWidth(variance: variance, units: units, tuning: tuning)
+            pValue = SequentialTest.pValue(delta: delta, variance: variance, units: units, tuning: tuning)
+        } else if let df {
+            halfWidth = StudentT.quantile(0.975, degreesOfFreedom: df) * se
             pValue = StudentT.twoSidedPValue(statistic, degreesOfFreedom: df)
         } else {
-            critical = Self.zCritical95
+            halfWidth = Self.zCritical95 * se
             pValue = 2 * Normal.sf(abs(statistic))
         }
-        let low = delta - critical * se, high = delta + critical * se
+        let low = delta - halfWidth, high = delta + halfWidth
         guard low.isFinite, high.isFinite else {
             addNote("values too large to test")
             return
         }
         standardError = se
-        degreesOfFreedom = df
+        degreesOfFreedom = sequentialTuning == nil ? df : nil
         self.statistic = statistic
         self.pValue = pValue
         confidenceInterval = low...high

@@ -14,7 +14,7 @@ public enum RegressionAdjustment {
     /// A proportion's variances are p(1 − p), as gbstats' `ProportionStatistic`; a count's or
     /// sum's the sample variance (`SampleMeanStatistic`). The covariance is the sample one.
     public static func postSummary(_ pairs: Pairs, proportion: Bool) -> SampleSummary {
-        SampleSummary(n: pairs.n, mean: pairs.numeratorMean, variance: variance(pairs.numeratorMean, pairs.numeratorVariance, pairs.n, proportion))
+        SampleSummary(n: pairs.n, mean: pairs.numeratorMean, variance: pairs.numeratorVariance).gbstats(proportion: proportion)
     }
 
     static func variance(_ mean: Double, _ sampleVariance: Double, _ n: Int, _ proportion: Bool) -> Double {
@@ -66,6 +66,14 @@ public enum RegressionAdjustment {
         let reduction = before > 0 ? 1 - after / before : 0
         result.cuped = Comparison.Cuped(theta: theta, varianceReduction: reduction.isFinite ? reduction : 0)
         return result
+    }
+}
+
+extension SampleSummary {
+    /// The group as gbstats sees it: a proportion's variance p(1 − p) (`ProportionStatistic`),
+    /// anything else's unchanged (`SampleMeanStatistic`); 0 under 2 units either way.
+    public func gbstats(proportion: Bool) -> SampleSummary {
+        SampleSummary(n: n, mean: mean, variance: RegressionAdjustment.variance(mean, variance, n, proportion))
     }
 }
 

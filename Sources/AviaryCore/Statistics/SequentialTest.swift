@@ -31,30 +31,3 @@ public enum SequentialTest {
         return logE <= 0 ? 1 : exp(-logE)
     }
 }
-
-extension Comparison {
-    /// Fills the test fields with the sequential test of `delta`, whose standard error is `se`,
-    /// over `units` units in both groups.
-    mutating func setSequentialTest(standardError se: Double, units: Double, tuning: Double) {
-        method = .sequential
-        guard let delta else { return }
-        let variance = se * se
-        let statistic = delta / se
-        guard se.isFinite, se > 0, variance > 0, variance.isFinite, statistic.isFinite else {
-            addNote("values too large to test")
-            return
-        }
-        let width = SequentialTest.halfWidth(variance: variance, units: units, tuning: tuning)
-        let low = delta - width, high = delta + width
-        guard low.isFinite, high.isFinite else {
-            addNote("values too large to test")
-            return
-        }
-        standardError = se
-        degreesOfFreedom = nil
-        self.statistic = statistic
-        pValue = SequentialTest.pValue(delta: delta, variance: variance, units: units, tuning: tuning)
-        confidenceInterval = low...high
-        chanceToBeatControl = Normal.cdf(statistic)
-    }
-}

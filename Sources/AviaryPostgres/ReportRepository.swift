@@ -33,12 +33,15 @@ public struct ReportRepository: Sendable {
             try await plan.apply(ReportSQL.settings, connection, logger: logger)
             var groups: [ReportGroupKey: GroupAggregate]
             var fromState = false
-            // A report without a window (by variant, model or app version) starts from the
-            // state when there is one for these metric definitions; a window reads the events.
+            // An A/B report (by variant, model or app version, with or without a window) starts
+            // from the state when there is one for these metric definitions.
             if readsState, plan.readsState,
                 let watermark = try await ReportState.watermark(connection, experiment: experiment.key, signature: plan.signature, logger: logger)
             {
-                let touched = try await ReportState.touchedUnits(connection, plan: plan, since: watermark, logger: logger)
+                var touched = try await ReportState.touchedUnits(connection, plan: plan, since: watermark, logger: logger)
+                if let recompute = plan.windowRecompute {
+                    touched = Array(Set(touched).union(try await connection.query(recompute, logger: logger).values(String.self)))
+                }
                 groups = try await plan.groups(connection, plan.perGroupFromState(touched: touched), logger: logger)
                 if let quantiles = plan.quantilesFromState(touched: touched) {
                     try await plan.addQuantileValues(connection, quantiles, to: &groups, logger: logger)
@@ -115,6 +118,7 @@ public struct ReportRepository: Sendable {
             let touched: [String]?
             if let previous {
                 let units = try await ReportState.touchedUnits(connection, plan: plan, since: previous, logger: logger)
+                if let counts = plan.quantileCounts(touched: units, sign: -1) { try await connection.query(counts, logger: logger) }
                 try await connection.query(
                     "DELETE FROM report_units WHERE experiment_key = \(key) AND unit = ANY(\(units)::text[])", logger: logger)
                 try await connection.query(
@@ -123,14 +127,20 @@ public struct ReportRepository: Sendable {
             } else {
                 try await connection.query("DELETE FROM report_units WHERE experiment_key = \(key)", logger: logger)
                 try await connection.query("DELETE FROM report_unit_dimensions WHERE experiment_key = \(key)", logger: logger)
+                try await connection.query("DELETE FROM report_quantile_counts WHERE experiment_key = \(key)", logger: logger)
                 touched = nil
             }
             let written = try await connection.query(plan.insertState(touched: touched, layout: .perUnit), logger: logger).value(Int.self) ?? 0
             try await connection.query(plan.insertState(touched: touched, layout: .perDimension), logger: logger)
+            if let counts = plan.quantileCounts(touched: touched, sign: 1) {
+                try await connection.query(counts, logger: logger)
+                if previous != nil { try await connection.query(plan.dropEmptyCounts, logger: logger) }
+            }
             // Fresh statistics, or the planner takes a rebuilt state for a few rows.
             if previous == nil {
                 try await connection.query("ANALYZE report_units", logger: logger)
                 try await connection.query("ANALYZE report_unit_dimensions", logger: logger)
+                try await connection.query("ANALYZE report_quantile_counts", logger: logger)
             }
             return previous == nil ? .rebuilt(units: written) : .folded(units: written)
         }

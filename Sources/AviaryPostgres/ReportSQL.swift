@@ -59,11 +59,11 @@ struct ReportSQL {
         cupedDays == nil ? condition : "NOT e.pre AND \(condition)"
     }
 
-    /// Whether the report state can answer: an A/B report without a window, by variant
-    /// (`report_units`) or by model and app version (`report_unit_dimensions`).
-    var readsState: Bool {
-        query.attribution == .firstExposure && query.from == nil && query.to == nil
-    }
+    /// Whether the report state can answer: an A/B report, by variant (`report_units`) or by
+    /// model and app version (`report_unit_dimensions`), with or without a window. A window
+    /// takes the state's rows of the units first exposed in it whose events all came before its
+    /// end, and recomputes the others (`windowRecompute`).
+    var readsState: Bool { query.attribution == .firstExposure }
 
     /// Per-unit grouping (with the unit) and per-group grouping, over the attributed rows `e`.
     private var dimensions: [(column: String, name: String)] {
@@ -187,7 +187,7 @@ struct ReportSQL {
     func attributed(_ b: inout Binder) -> String {
         let key = b.bind(experiment.key)
         var during = " AND e.ts >= u.first_at"
-        var columns = "u.variant AS unit_variant, u.unit AS unit_key, e.type, e.value, e.model, e.app_version, e.experiment_key, e.variant"
+        var columns = "u.variant AS unit_variant, u.unit AS unit_key, u.first_at AS unit_first_at, e.ts, e.type, e.value, e.model, e.app_version, e.experiment_key, e.variant"
         if let days = cupedDays {
             during = " AND e.ts >= u.first_at - make_interval(days => \(b.bind(days))::int)"
             let window = Self.window("e.ts", query, &b)
@@ -338,17 +338,19 @@ struct ReportSQL {
         case perUnit, perDimension
 
         var table: String { self == .perUnit ? "report_units" : "report_unit_dimensions" }
-        /// The row's own columns besides unit, events and quantiles.
+        /// The row's columns besides the experiment: the per-unit rows carry no quantile values
+        /// (reports count them from `report_quantile_counts`, kept from the dimension rows).
         var columns: [String] {
-            self == .perUnit ? ["variant", "metrics"] : ["variant", "model", "app_version", "components", "only_model_row", "only_version_row"]
+            self == .perUnit
+                ? ["unit", "variant", "first_at", "last_ts", "metrics", "events"]
+                : ["unit", "variant", "first_at", "model", "app_version", "components", "only_model_row", "only_version_row", "events", "quantile_slots", "quantile_values"]
         }
     }
 
     /// The layout a report reads.
     var stateLayout: StateLayout { query.variantOnly ? .perUnit : .perDimension }
 
-    /// The state's rows (unit, variant, [model, app version,] events, metrics or components,
-    /// quantile slots and values) for the units `units` selects, over rows `e`.
+    /// The state's rows (`layout.columns`) for the units `units` selects, over rows `e`.
     private func perUnitState(_ b: inout Binder, only: String?, layout: StateLayout, columns: StateColumns = .all) -> String {
         var metrics = "NULL::float8[]"
         if columns != .quantiles {
@@ -356,7 +358,7 @@ struct ReportSQL {
             metrics = values.isEmpty ? "'{}'::float8[]" : "ARRAY[\(values.joined(separator: ", "))]::float8[]"
         }
         var slots = "NULL::int2[]", quantileValues = "NULL::float8[]"
-        if columns != .metrics, !quantileMetrics.isEmpty {
+        if layout == .perDimension, columns != .metrics, !quantileMetrics.isEmpty {
             var slotParts: [String] = [], valueParts: [String] = []
             for (slot, metric) in quantileMetrics.enumerated() {
                 let agg = "array_agg(e.value) FILTER (WHERE \(afterExposure("e.type = \(b.bind(metric.event ?? ""))")))"
@@ -373,8 +375,8 @@ struct ReportSQL {
         case .perUnit:
             return """
                 WITH \(unitsSQL)
-                SELECT e.unit_key AS unit, e.unit_variant AS variant, \(eventCount) AS events, \(metrics) AS metrics,
-                       \(slots) AS quantile_slots, \(quantileValues) AS quantile_values
+                SELECT e.unit_key AS unit, e.unit_variant AS variant, min(e.unit_first_at) AS first_at,
+                       max(e.ts)\(cupedDays == nil ? "" : " FILTER (WHERE NOT e.pre)") AS last_ts, \(eventCount) AS events, \(metrics) AS metrics
                 \(from)
                 GROUP BY e.unit_variant, e.unit_key
                 """
@@ -382,7 +384,7 @@ struct ReportSQL {
             // Pre-exposure rows (CUPED) belong to no group of these reports.
             return """
                 WITH \(unitsSQL)
-                SELECT e.unit_key AS unit, e.unit_variant AS variant, e.model, e.app_version, \(eventCount) AS events,
+                SELECT e.unit_key AS unit, e.unit_variant AS variant, min(e.unit_first_at) AS first_at, e.model, e.app_version, \(eventCount) AS events,
                        \(metrics) AS components, \(slots) AS quantile_slots, \(quantileValues) AS quantile_values,
                        count(*) OVER (PARTITION BY e.unit_key, e.model) = 1 AS only_model_row,
                        count(*) OVER (PARTITION BY e.unit_key, e.app_version) = 1 AS only_version_row
@@ -399,7 +401,7 @@ struct ReportSQL {
         let key = b.bind(experiment.key)
         let only = touched.map { b.bind($0) + "::text[]" }
         let rows = perUnitState(&b, only: only, layout: layout)
-        let columns = ["unit"] + layout.columns + ["events", "quantile_slots", "quantile_values"]
+        let columns = layout.columns
         return b.query(
             """
             WITH written AS (
@@ -429,18 +431,18 @@ struct ReportSQL {
             """)
     }
 
-    /// The state's rows in the report's layout but the touched units', and the touched units'
-    /// recomputed, as `all_units`.
-    private func stateUnits(_ b: inout Binder, touched: [String], columns: StateColumns) -> String {
+    /// The per-unit rows of the state (of the units first exposed in the window) but the
+    /// touched units', and the touched units recomputed, as `all_units`.
+    private func stateUnits(_ b: inout Binder, touched: [String]) -> String {
         let key = b.bind(experiment.key)
         let only = b.bind(touched) + "::text[]"
-        let layout = stateLayout
-        let fresh = perUnitState(&b, only: only, layout: layout, columns: columns)
-        let selected = (["unit"] + layout.columns + ["events", "quantile_slots", "quantile_values"])
+        let window = Self.window("r.first_at", query, &b)
+        let fresh = perUnitState(&b, only: only, layout: .perUnit, columns: .metrics)
+        let selected = StateLayout.perUnit.columns
         return """
             all_units AS (
-                SELECT \(selected.map { "r." + $0 }.joined(separator: ", ")) FROM \(layout.table) r
-                WHERE r.experiment_key = \(key) AND NOT (r.unit = ANY(\(only)))
+                SELECT \(selected.map { "r." + $0 }.joined(separator: ", ")) FROM report_units r
+                WHERE r.experiment_key = \(key)\(window) AND NOT (r.unit = ANY(\(only)))
                 UNION ALL
                 SELECT \(selected.map { "f." + $0 }.joined(separator: ", ")) FROM (\(fresh)) f
             )
@@ -455,9 +457,9 @@ struct ReportSQL {
     /// turned into per-unit values as the report from every event computes them.
     func perGroupFromState(touched: [String]) -> PostgresQuery {
         var b = Binder()
-        let all = stateUnits(&b, touched: touched, columns: .metrics)
         switch stateLayout {
         case .perUnit:
+            let all = stateUnits(&b, touched: touched)
             return b.query(
                 """
                 WITH \(all)
@@ -466,23 +468,37 @@ struct ReportSQL {
                 """)
         case .perDimension:
             // A unit's one row in its group is its per-unit values as it stands; only units
-            // with several rows in a group (a model used from two app versions, say) are summed.
+            // with several rows in a group (a model used from two app versions, say) and the
+            // touched units, recomputed, are summed. The rows that stand alone are read
+            // straight from the table, so that parallel workers aggregate them.
             let alone: String
             switch (query.groupsByModel, query.groupsByAppVersion) {
             case (true, true): alone = "true"
-            case (true, false): alone = "only_model_row"
-            default: alone = "only_version_row"
+            case (true, false): alone = "r.only_model_row"
+            default: alone = "r.only_version_row"
             }
-            let asIs = valuesFromComponents { "components[\($0 + 1)]" }.enumerated().map { "\($1) AS v\($0)" }
-            let summed = valuesFromComponents { "sum(components[\($0 + 1)])" }.enumerated().map { "\($1) AS v\($0)" }
+            let key = b.bind(experiment.key)
+            let only = b.bind(touched) + "::text[]"
+            let window = Self.window("r.first_at", query, &b)
+            let fresh = perUnitState(&b, only: only, layout: .perDimension, columns: .metrics)
+            let asIs = valuesFromComponents { "r.components[\($0 + 1)]" }.enumerated().map { "\($1) AS v\($0)" }
+            let summed = valuesFromComponents { "sum(s.components[\($0 + 1)])" }.enumerated().map { "\($1) AS v\($0)" }
+            let rowColumns = ["unit", "variant", "model", "app_version", "events", "components"]
             return b.query(
                 """
-                WITH \(all),
-                per_unit AS (
-                    SELECT \(groupNames), events\(asIs.map { ", " + $0 }.joined()) FROM all_units WHERE \(alone)
+                WITH per_unit AS (
+                    SELECT \(dimensions.map { "r." + $0.name }.joined(separator: ", ")), r.events\(asIs.map { ", " + $0 }.joined())
+                    FROM report_unit_dimensions r
+                    WHERE r.experiment_key = \(key)\(window) AND NOT (r.unit = ANY(\(only))) AND \(alone)
                     UNION ALL
-                    SELECT \(groupNames), sum(events) AS events\(summed.map { ", " + $0 }.joined())
-                    FROM all_units WHERE NOT \(alone) GROUP BY \(groupNames), unit
+                    SELECT \(dimensions.map { "s." + $0.name }.joined(separator: ", ")), sum(s.events) AS events\(summed.map { ", " + $0 }.joined())
+                    FROM (
+                        SELECT \(rowColumns.map { "r." + $0 }.joined(separator: ", ")) FROM report_unit_dimensions r
+                        WHERE r.experiment_key = \(key)\(window) AND NOT (r.unit = ANY(\(only))) AND NOT \(alone)
+                        UNION ALL
+                        SELECT \(rowColumns.map { "f." + $0 }.joined(separator: ", ")) FROM (\(fresh)) f
+                    ) s
+                    GROUP BY \(dimensions.map { "s." + $0.name }.joined(separator: ", ")), s.unit
                 )
                 SELECT \(groupNames), count(*)::int8, sum(events)::int8\(perGroupColumns { "v\($0)" }.map { ", " + $0 }.joined())
                 FROM per_unit GROUP BY \(groupNames)
@@ -492,20 +508,45 @@ struct ReportSQL {
 
     /// Quantiles from the state: per group and quantile metric (slot), the number of values,
     /// the values at ranks ⌊h⌋ and ⌊h⌋ + 1 (0-based, h = q·(n − 1)) and h, found from the
-    /// count of each distinct value; `addQuantileValues` interpolates as `percentile_cont`.
+    /// count of each distinct value — without a window the state's counts
+    /// (`report_quantile_counts`) less the touched units' values in the state, with one the
+    /// values of the state's rows of the units first exposed in it but the touched ones; plus the
+    /// touched units' recomputed values. `addQuantileValues` interpolates as `percentile_cont`.
     func quantilesFromState(touched: [String]) -> PostgresQuery? {
         guard !quantileMetrics.isEmpty else { return nil }
         var b = Binder()
-        let all = stateUnits(&b, touched: touched, columns: .quantiles)
+        let key = b.bind(experiment.key)
+        let only = b.bind(touched) + "::text[]"
+        let stateValues: String
+        if query.from == nil && query.to == nil {
+            stateValues = """
+                SELECT q.variant, q.model, q.app_version, q.slot, q.value, q.count AS c FROM report_quantile_counts q
+                WHERE q.experiment_key = \(key)
+                UNION ALL
+                SELECT r.variant, r.model, r.app_version, v.slot, v.value, -1
+                FROM report_unit_dimensions r CROSS JOIN LATERAL unnest(r.quantile_slots, r.quantile_values) AS v(slot, value)
+                WHERE r.experiment_key = \(key) AND r.unit = ANY(\(only))
+                """
+        } else {
+            stateValues = """
+                SELECT r.variant, r.model, r.app_version, v.slot, v.value, 1 AS c
+                FROM report_unit_dimensions r CROSS JOIN LATERAL unnest(r.quantile_slots, r.quantile_values) AS v(slot, value)
+                WHERE r.experiment_key = \(key)\(Self.window("r.first_at", query, &b)) AND NOT (r.unit = ANY(\(only)))
+                """
+        }
+        let fresh = perUnitState(&b, only: only, layout: .perDimension, columns: .quantiles)
         let qs = b.bind(quantileMetrics.map { $0.quantile ?? 0.5 })
         let groups = groupNames
         return b.query(
             """
-            WITH \(all),
-            counted AS (
-                SELECT \(groups), s.slot, s.value, count(*) AS c
-                FROM (SELECT \(groups), unnest(quantile_slots) AS slot, unnest(quantile_values) AS value FROM all_units) s
-                GROUP BY \(groups), s.slot, s.value
+            WITH counted AS (
+                SELECT \(groups), slot, value, sum(c)::int8 AS c FROM (
+                    \(stateValues)
+                    UNION ALL
+                    SELECT f.variant, f.model, f.app_version, v.slot, v.value, 1
+                    FROM (\(fresh)) f CROSS JOIN LATERAL unnest(f.quantile_slots, f.quantile_values) AS v(slot, value)
+                ) counts
+                GROUP BY \(groups), slot, value HAVING sum(c) > 0
             ),
             ranked AS (
                 SELECT \(groups), slot, value, sum(c) OVER (PARTITION BY \(groups), slot ORDER BY value) AS upto,
@@ -516,6 +557,51 @@ struct ReportSQL {
             SELECT \(groups), slot, n, min(value) FILTER (WHERE upto > floor(h)), min(value) FILTER (WHERE upto > floor(h) + 1), min(h)
             FROM positioned GROUP BY \(groups), slot, n
             """)
+    }
+
+    /// With a window ending at `to`, the units a report from the state recomputes besides the
+    /// touched ones: those first exposed in the window with events at or after `to` (their
+    /// state's values hold events the window leaves out) and those served several variants
+    /// (whose later variants may come after `to` and not count); nil without `to`.
+    var windowRecompute: PostgresQuery? {
+        guard let to = query.to else { return nil }
+        var b = Binder()
+        let key = b.bind(experiment.key)
+        let end = b.bind(to)
+        let stateWindow = Self.window("r.first_at", query, &b)
+        let exposureWindow = Self.window("x.first_at", query, &b)
+        return b.query(
+            """
+            SELECT r.unit FROM report_units r WHERE r.experiment_key = \(key)\(stateWindow) AND r.last_ts >= \(end)
+            UNION ALL
+            SELECT x.unit FROM exposures x WHERE x.experiment_key = \(key)\(exposureWindow) AND x.multiple
+            """)
+    }
+
+    /// Adds (`sign` 1) or takes away (−1) the quantile values of the state's dimension rows of
+    /// every unit, or of `touched` ones, to or from `report_quantile_counts`; nil without
+    /// quantile metrics. A refresh takes away the touched units' rows before deleting them and
+    /// adds their rewritten ones, then drops the counts that reached 0 (`dropEmptyCounts`).
+    func quantileCounts(touched: [String]?, sign: Int) -> PostgresQuery? {
+        guard !quantileMetrics.isEmpty else { return nil }
+        var b = Binder()
+        let key = b.bind(experiment.key)
+        let onlyUnits = touched.map { " AND r.unit = ANY(\(b.bind($0))::text[])" } ?? ""
+        let factor = b.bind(sign)
+        return b.query(
+            """
+            INSERT INTO report_quantile_counts AS q (experiment_key, variant, model, app_version, slot, value, count)
+            SELECT r.experiment_key, r.variant, r.model, r.app_version, v.slot, v.value, count(*) * \(factor)
+            FROM report_unit_dimensions r CROSS JOIN LATERAL unnest(r.quantile_slots, r.quantile_values) AS v(slot, value)
+            WHERE r.experiment_key = \(key)\(onlyUnits)
+            GROUP BY r.experiment_key, r.variant, r.model, r.app_version, v.slot, v.value
+            ON CONFLICT (experiment_key, variant, model, app_version, slot, value) DO UPDATE SET count = q.count + excluded.count
+            """)
+    }
+
+    /// Deletes the counts of `quantileCounts` that reached 0.
+    var dropEmptyCounts: PostgresQuery {
+        "DELETE FROM report_quantile_counts WHERE experiment_key = \(experiment.key) AND count = 0"
     }
 
     static let comparisons = ["eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="]

@@ -55,17 +55,41 @@ import Testing
         try await db.reports.aggregate(experiment: experiment, metrics: metrics, query: query, readsState: state)
     }
 
-    /// Reports by variant, and by model, app version and both (`report_unit_dimensions`).
-    static let queries = [
-        ReportQuery(), ReportQuery(dimensions: [.variant, .model]), ReportQuery(dimensions: [.variant, .appVersion]),
-        ReportQuery(dimensions: [.variant, .model, .appVersion]),
-    ]
+    /// Reports by variant, and by model, app version and both (`report_unit_dimensions`), each
+    /// without a window and with windows: one that ends after every event, one that cuts u1's
+    /// later events and ends when u4 is served a second variant (so that u4 still counts), one
+    /// without an end and one without a start.
+    static let queries = [[ReportDimension.variant], [.variant, .model], [.variant, .appVersion], [.variant, .model, .appVersion]]
+        .flatMap { dimensions in
+            [(nil, nil), (3.0, 500.0), (0, 90), (-70, nil), (nil, 61)].map { (from: Double?, to: Double?) in
+                ReportQuery(dimensions: dimensions, from: from.map { t0.addingTimeInterval($0) }, to: to.map { t0.addingTimeInterval($0) })
+            }
+        }
 
     /// The state's report equals the one from every event (to rounding) and came from the state.
     static func expectStateMatchesEvents(_ db: AviaryDatabase, _ experiment: ExperimentDefinition = experiment, _ what: Comment) async throws {
         for query in queries {
-            try await expectStateMatchesEvents(db, experiment, query, "\(what), by \(query.dimensions.map(\.rawValue))")
+            try await expectStateMatchesEvents(
+                db, experiment, query,
+                "\(what), by \(query.dimensions.map(\.rawValue)) from \(String(describing: query.from)) to \(String(describing: query.to))")
         }
+        try await expectCountsMatchRows(db, what)
+    }
+
+    /// `report_quantile_counts` holds exactly the counts of the dimension rows' values, none 0.
+    static func expectCountsMatchRows(_ db: AviaryDatabase, _ what: Comment) async throws {
+        let differing = try await db.client.query(
+            """
+            WITH kept AS (SELECT experiment_key, variant, model, app_version, slot, value, count FROM report_quantile_counts),
+            counted AS (
+                SELECT r.experiment_key, r.variant, r.model, r.app_version, v.slot, v.value, count(*) AS count
+                FROM report_unit_dimensions r CROSS JOIN LATERAL unnest(r.quantile_slots, r.quantile_values) AS v(slot, value)
+                GROUP BY 1, 2, 3, 4, 5, 6
+            )
+            SELECT count(*)::int8 FROM ((TABLE kept EXCEPT TABLE counted) UNION ALL (TABLE counted EXCEPT TABLE kept)) d
+            """, logger: db.logger
+        ).value(Int.self)
+        #expect(differing == 0, "quantile counts differ from the state's rows: \(what)")
     }
 
     static func expectStateMatchesEvents(_ db: AviaryDatabase, _ experiment: ExperimentDefinition, _ query: ReportQuery, _ what: Comment) async throws {

@@ -4,10 +4,12 @@
 --   psql -v units=1000000 -v events=10000000 -v experiment=report-bench -f report-data.sql
 --
 -- Exposures: units 'u-1' … 'u-<units>' of experiment :experiment, control for even n and
--- treatment for odd n, first exposed between 5 % and 50 % of the way from the start of the
--- current month to now, each served that one variant (one history row per unit). Events: :events rows over those units (unit 1 + (i * 7919) mod units, so
--- every unit gets events/units of them), 90 % after the unit's exposure and 10 % before it,
--- every ts in the current month and not after now, so all land in this month's partition.
+-- treatment for odd n, first exposed between 5 % and 95 % of the way from the start of the
+-- current month to now (new units keep arriving, so a window of the last days holds some),
+-- each served that one variant (one history row per unit). Events: :events rows over those
+-- units (unit 1 + (i * 7919) mod units, so every unit gets events/units of them), 90 % after
+-- the unit's exposure and 10 % before it, every ts in the current month and not after now, so
+-- all land in this month's partition.
 --
 -- Event types are the ones the report's metrics read: message (count), answer_rating (mean,
 -- 1..5), feedback (proportion of value 1; treatment slightly higher), request and
@@ -24,7 +26,7 @@ BEGIN;
 CREATE FUNCTION pg_temp.bench_first_at(n bigint) RETURNS timestamptz
 LANGUAGE sql STABLE AS $$
     SELECT date_trunc('month', now())
-         + (now() - date_trunc('month', now())) * (0.05 + 0.45 * ((n * 2654435761) % 1000003) / 1000003.0)
+         + (now() - date_trunc('month', now())) * (0.05 + 0.90 * ((n * 2654435761) % 1000003) / 1000003.0)
 $$;
 
 \timing on

@@ -35,8 +35,9 @@ struct ConfigFeed: Service {
     }
 
     func reload() async {
+        let number = snapshots.nextReload()
         do {
-            snapshots.replace(with: try await database.config.loadSnapshot())
+            snapshots.replace(with: try await database.config.loadSnapshot(), reload: number)
             try await authenticator.reload(from: database.keys)
         } catch {
             logger.warning("could not reload configuration; serving the last snapshot", metadata: ["error": "\(String(reflecting: error))"])

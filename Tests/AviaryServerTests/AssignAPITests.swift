@@ -111,11 +111,85 @@ extension HTTPField.Name {
             }
             let one = try await app.request(.post, "/v1/assign", json: ["context": ["user_id": "u-1"], "experiments": ["chat-release"]])
             #expect(try one.json()["assignments"]?.objectValue?.count == 1)
-            let unknown = try await app.request(.post, "/v1/assign", json: ["context": ["user_id": "u-1"], "experiments": ["nope"]])
-            #expect(unknown.status == .notFound)
+            let unknown = try await app.request(.post, "/v1/assign", json: ["context": ["user_id": "u-1"], "experiments": ["chat-release", "nope"]])
+            #expect(unknown.status == .badRequest)
+            #expect(try unknown.error().paths == ["experiments[1]"])
             let bad = try await app.request(.post, "/v1/assign", json: ["context": ["user_id": 5, "nested": ["a": 1]]])
             #expect(bad.status == .badRequest)
             #expect(Set(try bad.error().paths) == ["context.user_id", "context.nested"])
+        }
+    }
+
+    /// Experiments `a-00` … `a-<n-1>` (and any `prefix`), started, each serving `on` to everyone.
+    static func startFlags(_ app: TestApp, _ n: Int, prefix: String = "a-") async throws {
+        for i in 0..<n {
+            let key = prefix + String(format: "%02d", i)
+            var body = chatRelease(key: key).objectValue!
+            body["variants"] = [["key": "off"], ["key": "on"]]
+            body["control"] = "off"
+            body["rules"] = [["serve": ["variant": "on"]]]
+            body["metrics"] = nil
+            #expect(try await app.request(.post, "/v1/experiments", json: .object(body)).status == .created)
+            #expect(try await app.request(.post, "/v1/experiments/\(key)/start").status == .ok)
+        }
+    }
+
+    /// docs/api.md, "Assignment": an all-experiments answer sends at most 64 variant headers and
+    /// 4 KiB of them with `X-Aviary-Assignments`, says how many it left out, and its body has all.
+    @Test func anAnswerForEveryExperimentKeepsItsHeadersWithinBudget() async throws {
+        try await TestApp.run { app in
+            try await Self.startFlags(app, 70)
+            let r = try await app.request(.get, "/v1/assign?user=u-1")
+            let variantHeaders = r.headers.filter { $0.name.canonicalName.hasPrefix("x-aviary-variant-") }
+            #expect(variantHeaders.count == 64)
+            #expect(r.headers[HTTPField.Name("X-Aviary-Truncated")!] == "6")
+            // The first 64 by key, in both headers, the dictionary holding the same ones.
+            #expect(variantHeaders.map(\.name.canonicalName) == (0..<64).map { "x-aviary-variant-a-" + String(format: "%02d", $0) })
+            var parser = StructuredFieldValueParser(Array((r.headers[.assignments] ?? "").utf8))
+            let dictionary = try parser.parseDictionaryFieldValue()
+            #expect(dictionary.count == 64)
+            #expect(try r.json()["assignments"]?.objectValue?.count == 70)
+            // Selected, every one is sent, and nothing is said to be left out.
+            let all = (0..<70).map { "a-" + String(format: "%02d", $0) }.joined(separator: ",")
+            let selected = try await app.request(.get, "/v1/assign?user=u-1&experiments=\(all)")
+            #expect(selected.headers.filter { $0.name.canonicalName.hasPrefix("x-aviary-variant-") }.count == 70)
+            #expect(selected.headers[HTTPField.Name("X-Aviary-Truncated")!] == nil)
+        }
+    }
+
+    @Test func longKeysMeetTheByteBudgetFirst() async throws {
+        try await TestApp.run { app in
+            let prefix = String(repeating: "k", count: 58) + "-"
+            try await Self.startFlags(app, 40, prefix: prefix)
+            let r = try await app.request(.get, "/v1/assign?user=u-1")
+            let variantHeaders = r.headers.filter { $0.name.canonicalName.hasPrefix("x-aviary-variant-") }
+            let bytes = r.headers.filter { $0.name.canonicalName.hasPrefix("x-aviary-variant-") || $0.name == .assignments }
+                .reduce(0) { $0 + $1.name.rawName.utf8.count + $1.value.utf8.count + 4 }
+            #expect(bytes <= 4_096 && variantHeaders.count < 40 && variantHeaders.count > 20, "\(bytes) bytes, \(variantHeaders.count) headers")
+            #expect(r.headers[HTTPField.Name("X-Aviary-Truncated")!] == String(40 - variantHeaders.count))
+            #expect(try r.json()["assignments"]?.objectValue?.count == 40)
+        }
+    }
+
+    /// `?experiments=` selects, in body and headers; repeats and commas both work; a name that
+    /// is not an active experiment is a 400 naming it.
+    @Test func experimentsSelectsWhatAGetAnswers() async throws {
+        try await TestApp.run { app in
+            try await app.startChatRelease()
+            try await Self.startFlags(app, 3)
+            let r = try await app.request(.get, "/v1/assign?user=u-1&experiments=a-02,chat-release&experiments=a-02")
+            #expect(r.status == .ok)
+            #expect(Set(try r.json()["assignments"]?.objectValue?.keys ?? [:].keys) == ["a-02", "chat-release"])
+            #expect(r.headers.filter { $0.name.canonicalName.hasPrefix("x-aviary-variant-") }.map(\.name.canonicalName)
+                == ["x-aviary-variant-a-02", "x-aviary-variant-chat-release"])
+            #expect(r.headers[.assignments] == "a-02=on, chat-release=stable")
+            for (query, paths) in [("a-01,a-7,chat-relase", ["experiments[1]", "experiments[2]"]), ("", ["experiments[0]"]), ("a-01,", ["experiments[1]"])] {
+                let bad = try await app.request(.get, "/v1/assign?user=u-1&experiments=\(query)")
+                #expect(bad.status == .badRequest, "\(query)")
+                #expect(try bad.error().paths == paths, "\(query)")
+            }
+            let typo = try await app.request(.get, "/v1/assign?experiments=chat-relase")
+            #expect(try typo.error().message.contains("\"chat-relase\" is not an active experiment"))
         }
     }
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from aviary_e2e import CHAT_RELEASE, EVERYONE_SPLIT, Server, create_experiment, expect, put_cohort, split_variant
+from aviary_e2e import CHAT_RELEASE, EVERYONE_SPLIT, Server, admin, create_experiment, expect, parallel, put_cohort, split_variant
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -296,3 +296,33 @@ def test_documented_config_fails_open_to_stable(configured: Server, client_key: 
     dead = f"127.0.0.1:{free_port()}"  # nothing listens there
     with documented_nginx(configured, client_key, upstreams, tmp_path, aviary=dead) as running:
         assert get(running, **{"X-User-Id": "staff-1", "Cookie": "internal=1"}).text == "stable"
+
+
+# ---------------------------------------------------------------------------
+# With 300 running experiments (docs/api.md, "Header budget"); last, since it adds them
+# ---------------------------------------------------------------------------
+
+
+def test_both_configs_route_every_user_with_300_experiments(nginx, configured: Server, client_key: str, upstreams, tmp_path):
+    def create(api, key: str) -> None:
+        expect(api.post("/v1/experiments", json={
+            "key": key, "unit": "user_id",
+            "variants": [{"key": "off", "value": False}, {"key": "on", "value": True}], "control": "off",
+            "rules": [{"name": "everyone", "serve": {"split": [{"variant": "off", "weight": 50}, {"variant": "on", "weight": 50}]}}],
+        }), 201)
+        expect(api.post(f"/v1/experiments/{key}/start"), 200)
+
+    parallel(admin(configured), create, [f"many-{i:03d}" for i in range(299)])
+    everything = expect(requests.get(configured.url + "/v1/assign", headers={"X-API-Key": client_key, "X-Aviary-User": "u"}, timeout=10), 200)
+    assert len(everything.json()["assignments"]) == 300
+    assert int(everything.headers["X-Aviary-Truncated"]) > 0
+
+    stable, canary = stable_user(configured, client_key), canary_user(configured, client_key)
+    assert get(nginx, **{"X-User": "staff-7", "Cookie": "internal=1"}).text == "canary"
+    assert get(nginx, **{"X-User": stable}).text == "stable"
+    assert get(nginx, **{"X-User": canary}).text == "canary"
+    with documented_nginx(configured, client_key, upstreams, tmp_path) as running:
+        staff = get(running, **{"X-User-Id": "staff-1", "Cookie": "internal=1"})
+        assert staff.text == "canary" and "chat-release=canary" in staff.headers["X-Seen-Assignments"]
+        assert get(running, **{"X-User-Id": stable, "Cookie": "aviary_id=fixed-anon-2"}).text == "stable"
+        assert get(running, **{"X-User-Id": canary}).text == "canary"

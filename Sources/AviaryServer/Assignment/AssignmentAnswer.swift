@@ -32,24 +32,50 @@ struct AssignmentAnswer: Sendable {
         }
     }
 
+    /// The header budget of an answer for every experiment that no request narrowed
+    /// (docs/api.md, "Assignment"): at most this many `X-Aviary-Variant-<key>` headers…
+    static let maxVariantHeaders = 64
+    /// …and at most this many bytes (`name: value` and CRLF) for them with
+    /// `X-Aviary-Assignments`, so that the whole header block — with the cookie, CORS's
+    /// `Access-Control-Expose-Headers` naming them and HTTP's own — stays within 8 KiB.
+    static let maxAssignmentHeaderBytes = 4_096
+
     /// Body and headers: the assignments in JSON, `X-Aviary-Variant-<key>` per experiment and
     /// all of them as an RFC 8941 dictionary in `X-Aviary-Assignments`; `bodyless` answers 204
-    /// with the headers only.
-    func response(_ assignments: [Assignment], context: AssignmentContext, mintedCookie: String?, bodyless: Bool) -> Response {
+    /// with the headers only. With `headersWithinBudget` (an all-experiments answer) the
+    /// headers stop at the first experiment that would exceed the budget above, and
+    /// `X-Aviary-Truncated` says how many were left out of them (the body has every one).
+    func response(_ assignments: [Assignment], context: AssignmentContext, mintedCookie: String?, bodyless: Bool, headersWithinBudget: Bool) -> Response {
         var headers = HTTPFields()
-        headers.reserveCapacity(assignments.count + 5)
+        headers.reserveCapacity(min(assignments.count, Self.maxVariantHeaders) + 6)
         headers[.cacheControl] = "no-store"
         if let mintedCookie { headers[.setCookie] = AssignmentContextReader.setCookie(mintedCookie) }
         var dictionary = ""
-        for a in assignments {
+        // "X-Aviary-Assignments: " and CRLF, then each header line and dictionary member.
+        var bytes = 24, variantHeaders = 0, left = 0
+        for (i, a) in assignments.enumerated() {
             let position = a.experiment.position
-            if let name = variantHeader[position] { headers.append(HTTPField(name: name, value: a.variantKey)) }
-            if let members = dictionaryMember[position] {
+            let header = variantHeader[position]
+            let member = dictionaryMember[position]?[a.variantIndex]
+            if headersWithinBudget {
+                let cost = (header.map { $0.rawName.utf8.count + a.variantKey.utf8.count + 4 } ?? 0) + (member.map { $0.utf8.count + 2 } ?? 0)
+                if variantHeaders + (header == nil ? 0 : 1) > Self.maxVariantHeaders || bytes + cost > Self.maxAssignmentHeaderBytes {
+                    left = assignments.count - i
+                    break
+                }
+                bytes += cost
+            }
+            if let header {
+                headers.append(HTTPField(name: header, value: a.variantKey))
+                variantHeaders += 1
+            }
+            if let member {
                 if !dictionary.isEmpty { dictionary += ", " }
-                dictionary += members[a.variantIndex]
+                dictionary += member
             }
         }
         if !dictionary.isEmpty { headers[.aviaryAssignments] = dictionary }
+        if left > 0 { headers[.aviaryTruncated] = String(left) }
         if bodyless { return Response(status: .noContent, headers: headers) }
 
         var w = JSONWriter(capacity: 128 + assignments.count * 160)

@@ -75,4 +75,5 @@ extension HTTPField.Name {
     static let cloudFrontViewerCountry = Self("CloudFront-Viewer-Country")!
     static let countryCode = Self("X-Country-Code")!
     static let aviaryAssignments = Self("X-Aviary-Assignments")!
+    static let aviaryTruncated = Self("X-Aviary-Truncated")!
 }

@@ -20,10 +20,45 @@ struct AssignController {
     @Sendable func assignAll(_ request: Request, context: AviaryRequestContext) async throws -> Response {
         let read = AssignmentContextReader.read(request)
         let (snapshot, answer) = snapshots.prepared
-        let assignments = Assigner.assignAll(read.context, snapshot: snapshot)
+        let assignments: [Assignment]
+        let selected = try Self.selection(request, in: snapshot)
+        if let selected {
+            assignments = selected.map { Assigner.assign(read.context, to: $0, in: snapshot) }
+        } else {
+            assignments = Assigner.assignAll(read.context, snapshot: snapshot)
+        }
         exposures.record(assignments, context: read.context)
         metrics.countAssignments(assignments)
-        return answer.response(assignments, context: read.context, mintedCookie: read.mintedAnonymousID, bodyless: false)
+        return answer.response(
+            assignments, context: read.context, mintedCookie: read.mintedAnonymousID, bodyless: false, headersWithinBudget: selected == nil)
+    }
+
+    /// The experiments `?experiments=a,b` selects (the parameter may repeat), in order and once
+    /// each; nil when the request selects none. A name that is not an active experiment is a
+    /// 400 with its path, as a typo anywhere else is.
+    static func selection(_ request: Request, in snapshot: ConfigSnapshot) throws -> [CompiledExperiment]? {
+        let values = request.uri.queryParameters.getAll("experiments")
+        guard !values.isEmpty else { return nil }
+        let names = values.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }.map(String.init)
+        return try resolve(names, path: { JSONPath.root["experiments"][$0] }, in: snapshot)
+    }
+
+    /// `names` as active experiments, once each in their order; every name that is none is an
+    /// issue at `path(index)` (400).
+    static func resolve(_ names: [String], path: (Int) -> JSONPath, in snapshot: ConfigSnapshot) throws -> [CompiledExperiment] {
+        var issues = IssueCollector()
+        var experiments: [CompiledExperiment] = []
+        var seen = Set<String>()
+        for (index, name) in names.enumerated() {
+            guard let experiment = snapshot.experiment(name) else {
+                let shown = name.isEmpty ? "an empty name" : "\"\(name.prefix(80))\""
+                issues.add(path(index), "\(shown) is not an active experiment (unknown, draft or archived)")
+                continue
+            }
+            if seen.insert(name).inserted { experiments.append(experiment) }
+        }
+        guard issues.isEmpty else { throw APIError.invalidRequest(issues.issues) }
+        return experiments
     }
 
     @Sendable func assignOne(_ request: Request, context: AviaryRequestContext) async throws -> Response {
@@ -37,7 +72,7 @@ struct AssignController {
         exposures.record(CollectionOfOne(assignment), context: read.context)
         metrics.countAssignments(CollectionOfOne(assignment))
         let bodyless = request.uri.queryParameters.get("body") == "none"
-        return answer.response([assignment], context: read.context, mintedCookie: read.mintedAnonymousID, bodyless: bodyless)
+        return answer.response([assignment], context: read.context, mintedCookie: read.mintedAnonymousID, bodyless: bodyless, headersWithinBudget: false)
     }
 
     @Sendable func assignExplicit(_ request: Request, context: AviaryRequestContext) async throws -> Response {
@@ -56,18 +91,16 @@ struct AssignController {
         }
         guard issues.isEmpty else { throw APIError.invalidRequest(issues.issues) }
         let (snapshot, answer) = snapshots.prepared
-        var assignments: [Assignment]
+        let assignments: [Assignment]
         if let keys {
-            assignments = []
-            for key in keys {
-                guard let e = snapshot.experiment(key) else { throw AviaryError.notFound("experiment \"\(key)\" is not active (unknown, draft or archived)") }
-                assignments.append(Assigner.assign(assignmentContext, to: e, in: snapshot))
+            assignments = try Self.resolve(keys, path: { JSONPath.root["experiments"][$0] }, in: snapshot).map {
+                Assigner.assign(assignmentContext, to: $0, in: snapshot)
             }
         } else {
             assignments = Assigner.assignAll(assignmentContext, snapshot: snapshot)
         }
         exposures.record(assignments, context: assignmentContext)
         metrics.countAssignments(assignments)
-        return answer.response(assignments, context: assignmentContext, mintedCookie: nil, bodyless: false)
+        return answer.response(assignments, context: assignmentContext, mintedCookie: nil, bodyless: false, headersWithinBudget: keys == nil)
     }
 }

@@ -524,13 +524,13 @@ struct ReportSQL {
                 WHERE q.experiment_key = \(key)
                 UNION ALL
                 SELECT r.variant, r.model, r.app_version, v.slot, v.value, -1
-                FROM report_unit_dimensions r CROSS JOIN LATERAL unnest(r.quantile_slots, r.quantile_values) AS v(slot, value)
+                FROM \(Self.quantileValues(of: "report_unit_dimensions", as: "r"))
                 WHERE r.experiment_key = \(key) AND r.unit = ANY(\(only))
                 """
         } else {
             stateValues = """
                 SELECT r.variant, r.model, r.app_version, v.slot, v.value, 1 AS c
-                FROM report_unit_dimensions r CROSS JOIN LATERAL unnest(r.quantile_slots, r.quantile_values) AS v(slot, value)
+                FROM \(Self.quantileValues(of: "report_unit_dimensions", as: "r"))
                 WHERE r.experiment_key = \(key)\(Self.window("r.first_at", query, &b)) AND NOT (r.unit = ANY(\(only)))
                 """
         }
@@ -544,7 +544,7 @@ struct ReportSQL {
                     \(stateValues)
                     UNION ALL
                     SELECT f.variant, f.model, f.app_version, v.slot, v.value, 1
-                    FROM (\(fresh)) f CROSS JOIN LATERAL unnest(f.quantile_slots, f.quantile_values) AS v(slot, value)
+                    FROM \(Self.quantileValues(of: "(\(fresh))", as: "f"))
                 ) counts
                 GROUP BY \(groups), slot, value HAVING sum(c) > 0
             ),
@@ -578,6 +578,12 @@ struct ReportSQL {
             """)
     }
 
+    /// The quantile values of dimension rows `rows` (a table or subquery) named `alias`, one
+    /// row each as `v` (slot, value) beside its row.
+    static func quantileValues(of rows: String, as alias: String) -> String {
+        "\(rows) \(alias) CROSS JOIN LATERAL unnest(\(alias).quantile_slots, \(alias).quantile_values) AS v(slot, value)"
+    }
+
     /// Adds (`sign` 1) or takes away (−1) the quantile values of the state's dimension rows of
     /// every unit, or of `touched` ones, to or from `report_quantile_counts`; nil without
     /// quantile metrics. A refresh takes away the touched units' rows before deleting them and
@@ -592,7 +598,7 @@ struct ReportSQL {
             """
             INSERT INTO report_quantile_counts AS q (experiment_key, variant, model, app_version, slot, value, count)
             SELECT r.experiment_key, r.variant, r.model, r.app_version, v.slot, v.value, count(*) * \(factor)
-            FROM report_unit_dimensions r CROSS JOIN LATERAL unnest(r.quantile_slots, r.quantile_values) AS v(slot, value)
+            FROM \(Self.quantileValues(of: "report_unit_dimensions", as: "r"))
             WHERE r.experiment_key = \(key)\(onlyUnits)
             GROUP BY r.experiment_key, r.variant, r.model, r.app_version, v.slot, v.value
             ON CONFLICT (experiment_key, variant, model, app_version, slot, value) DO UPDATE SET count = q.count + excluded.count

@@ -58,6 +58,18 @@ public struct ConfigObjectStore<Object: ConfigObject>: Sendable {
         }
     }
 
+    /// A JSON merge patch (RFC 7396) of the object `key`, which must exist: merged into it in the
+    /// same transaction, then validated and written as that `PUT` would be.
+    public func patch(_ key: String, patch: JSON, ifMatch: Int?, actor: String?, now: Date = Date()) async throws -> Object {
+        try await database.configTransaction { connection in
+            guard let current = try await fetch(key, on: connection) else { throw AviaryError.notFound("\(Object.kind) \"\(key)\" does not exist") }
+            let parsed = try await table.validated(current.json.applying(mergePatch: patch), key, connection, logger)
+            let change = try Object.put(parsed, over: current, ifMatch: ifMatch, now: now)
+            try await save(change, key: key, on: connection, actor: actor)
+            return change.object!
+        }
+    }
+
     /// Deletes the object `key`; refused while something uses it.
     public func delete(_ key: String, actor: String?) async throws {
         try await database.configTransaction { connection in

@@ -20,9 +20,16 @@ extension Experiment {
             let experiment = Experiment(definition: definition, status: .draft, revision: 1, createdAt: now, updatedAt: now)
             return ExperimentChange(experiment: experiment, before: nil, action: "create")
 
-        case .replace(let body, let ifMatch):
-            guard let ifMatch else { throw AviaryError.preconditionRequired("PUT needs If-Match: \"<revision>\" naming the revision you read") }
+        case .replace(let body, let ifMatch), .patch(let body, let ifMatch):
+            let isPatch: Bool
+            if case .patch = command { isPatch = true } else { isPatch = false }
+            guard let ifMatch else {
+                throw AviaryError.preconditionRequired("\(isPatch ? "PATCH" : "PUT") needs If-Match: \"<revision>\" naming the revision you read")
+            }
             let before = try live(current, key: key, ifMatch: ifMatch)
+            // A patch is merged into the stored document (its server-owned fields are ignored
+            // on the way back in) and validated as the whole document would be.
+            let body = isPatch ? before.json.applying(mergePatch: body) : body
             let definition = try validated(ExperimentValidator.validate(body, expectedKey: before.key, context: context.validation))
             var experiment = before
             experiment.replaceDefinition(with: definition)

@@ -9,6 +9,8 @@ public enum ExperimentCommand: Sendable {
     case create(JSON)
     /// A new definition; `ifMatch` must name the current revision.
     case replace(JSON, ifMatch: Int?)
+    /// The current definition with a JSON merge patch (RFC 7396) applied, then as `replace`.
+    case patch(JSON, ifMatch: Int?)
     /// Out of lists and assignment, its key kept.
     case archive(ifMatch: Int?)
     /// `start`, `pause`, `resume`, `stop` (with an optional winner), `rollback`.
@@ -22,7 +24,7 @@ public enum ExperimentCommand: Sendable {
     /// metrics): storage reads them only then.
     public var validatesDefinition: Bool {
         switch self {
-        case .create, .replace: true
+        case .create, .replace, .patch: true
         default: false
         }
     }

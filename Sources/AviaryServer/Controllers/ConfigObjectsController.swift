@@ -3,8 +3,8 @@ import AviaryPostgres
 import Hummingbird
 
 /// `/v1/cohorts` and `/v1/metrics` (docs/api.md, "Cohorts", "Metrics"): objects kept by key with
-/// a revision — list, read, create or replace with `PUT` (`If-Match` optional), delete while
-/// unused.
+/// a revision — list, read, create or replace with `PUT`, change some fields with `PATCH` (a JSON
+/// merge patch; `If-Match` optional for both), delete while unused.
 struct ConfigObjectsController<Object: ConfigObject> {
     let store: ConfigObjectStore<Object>
     /// Where the group is mounted, for `Location`: `/v1/cohorts`.
@@ -28,6 +28,13 @@ struct ConfigObjectsController<Object: ConfigObject> {
             let body = try await request.decodeJSON(context: context)!
             let (object, outcome) = try await store.put(key, body: body, ifMatch: ifMatch, actor: context.apiKey?.id)
             return Response.revisioned(object.json, revision: object.revision, createdAt: outcome == .created ? "\(path)/\(key)" : nil)
+        }
+        group.patch(":key") { request, context in
+            let key = try context.existingKey(of: Object.kind)
+            let ifMatch = try request.ifMatchRevision()
+            let patch = try await request.decodeMergePatch(context: context)
+            let object = try await store.patch(key, patch: patch, ifMatch: ifMatch, actor: context.apiKey?.id)
+            return Response.revisioned(object.json, revision: object.revision)
         }
         group.delete(":key") { _, context in
             let key = try context.existingKey(of: Object.kind)

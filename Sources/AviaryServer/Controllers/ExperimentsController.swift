@@ -2,7 +2,7 @@ import AviaryCore
 import AviaryPostgres
 import Hummingbird
 
-/// `/v1/experiments`: create, list, read, replace, archive, lifecycle and revision history.
+/// `/v1/experiments`: create, list, read, replace, patch, archive, lifecycle and revision history.
 struct ExperimentsController {
     let repository: ExperimentRepository
     /// Told of every rollback by hand (the rollout webhook).
@@ -15,6 +15,7 @@ struct ExperimentsController {
         group.get(use: list)
         group.get(":key", use: get)
         group.put(":key", use: replace)
+        group.patch(":key", use: patch)
         group.delete(":key", use: archive)
         group.get(":key/revisions", use: revisions)
         group.post(":key/rollout/approve", use: approve)
@@ -54,6 +55,15 @@ struct ExperimentsController {
         let ifMatch = try request.ifMatchRevision()
         let body = try await request.decodeJSON(context: context)!
         let experiment = try await execute(.replace(body, ifMatch: ifMatch), key: key, context)
+        return Response.revisioned(experiment.json, revision: experiment.revision)
+    }
+
+    /// `PATCH`: a JSON merge patch of the definition, with `If-Match` as for `PUT`.
+    @Sendable func patch(_ request: Request, context: AviaryRequestContext) async throws -> Response {
+        let key = try context.existingKey(of: "experiment")
+        let ifMatch = try request.ifMatchRevision()
+        let patch = try await request.decodeMergePatch(context: context)
+        let experiment = try await execute(.patch(patch, ifMatch: ifMatch), key: key, context)
         return Response.revisioned(experiment.json, revision: experiment.revision)
     }
 

@@ -39,6 +39,19 @@ extension Request {
         }
     }
 
+    /// Reads a `PATCH` body: a JSON merge patch (RFC 7396) sent as
+    /// `application/merge-patch+json` or plain `application/json`; other types (a JSON Patch's
+    /// `application/json-patch+json`, say) are `415`.
+    func decodeMergePatch(context: some RequestContext) async throws -> JSON {
+        let type = headers[.contentType].map { $0.split(separator: ";")[0].trimmedOWS.lowercased() }
+        guard type == "application/merge-patch+json" || type == "application/json" else {
+            throw APIError(
+                .unsupportedMediaType, code: "unsupported_media_type",
+                message: "send a JSON merge patch as application/merge-patch+json, not \(headers[.contentType].map { "\"\($0.prefix(100))\"" } ?? "without a Content-Type")")
+        }
+        return try await decodeJSON(context: context)!
+    }
+
     /// The body, at most `limit` bytes. A larger one is `413`; the rest of it is read and
     /// thrown away first (up to 64 MiB or 5 s, as nginx's lingering close), so that a client
     /// still sending reads the answer instead of a closed connection.

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import ServiceLifecycle
+import Synchronization
 
 /// The PostgreSQL side of Aviary: one connection pool, run as a service, and the helpers every
 /// repository shares.
@@ -19,8 +20,19 @@ public final class AviaryDatabase: Service, Sendable {
         self.init(configuration: try DatabaseConfiguration.parse(url, maximumConnections: maximumConnections), logger: logger)
     }
 
+    private let started = Atomic<Bool>(false)
+
     public func run() async {
+        started.store(true, ordering: .releasing)
         await client.run()
+    }
+
+    /// Returns once `run()` has started the pool. A command that queries right after starting
+    /// `run()` in another task would otherwise race it, and PostgresNIO warns of a lease before
+    /// `run()` (which sets its own flag first thing, before any suspension: a moment suffices).
+    public func waitUntilRunning() async {
+        while !started.load(ordering: .acquiring) { await Task.yield() }
+        try? await Task.sleep(for: .milliseconds(5))
     }
 
     public var experiments: ExperimentRepository { ExperimentRepository(database: self) }

@@ -66,7 +66,8 @@ struct AviaryServerParts {
         let bounded = DatabaseDeadlineMiddleware<AviaryRequestContext>()
         let notifier = RolloutNotifier(logger: logger, secret: configuration.notifySecret)
         if configuration.notifyHosts == nil {
-            logger.warning("AVIARY_NOTIFY_HOSTS is not set: rollout notices may go to any host an admin names (docs/security.md)")
+            // A notice, not a warning: a healthy default start prints no warning (docs/operations.md).
+            logger.notice("AVIARY_NOTIFY_HOSTS is not set: rollout notices may go to any host an admin names (docs/security.md)")
         }
         let experiments = ExperimentsController(
             repository: database.experiments, rollbackHook: { notifier.notify($0, event: "rolled_back", reason: $0.rolloutState?.reason) },

@@ -79,6 +79,7 @@ func withDatabase<T: Sendable>(_ configuration: AviaryConfiguration, _ body: @Se
             await database.run()
             return nil
         }
+        await database.waitUntilRunning()
         let result = try await body(database)
         group.cancelAll()
         return result

@@ -52,6 +52,7 @@ struct AviaryServerParts {
         let metrics = AviaryMetrics()
         let router = Router(context: AviaryRequestContext.self)
         OpenAPIController(document: try OpenAPIController.loadDocument()).addRoutes(to: router)
+        IndexController().addRoutes(to: router)
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
         router.add(middleware: ErrorMiddleware())
         if !configuration.corsOrigins.isEmpty { router.add(middleware: AviaryCORSMiddleware(origins: Set(configuration.corsOrigins))) }

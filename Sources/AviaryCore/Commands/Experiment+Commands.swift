@@ -24,7 +24,8 @@ extension Experiment {
             let isPatch: Bool
             if case .patch = command { isPatch = true } else { isPatch = false }
             guard let ifMatch else {
-                throw AviaryError.preconditionRequired("\(isPatch ? "PATCH" : "PUT") needs If-Match: \"<revision>\" naming the revision you read")
+                let now = current.map { "; the current one is \"\($0.revision)\" (the ETag of GET /v1/experiments/\(key))" } ?? ""
+                throw AviaryError.preconditionRequired("\(isPatch ? "PATCH" : "PUT") needs If-Match: \"<revision>\" naming the revision you read\(now)")
             }
             let before = try live(current, key: key, ifMatch: ifMatch)
             // A patch is merged into the stored document (its server-owned fields are ignored

@@ -90,6 +90,14 @@ extension JSON {
     public enum ParseError: Error, Sendable, Equatable {
         case invalid(String)
         case tooDeep
+
+        /// What went wrong, in words for an error message (no Swift syntax).
+        public var reason: String {
+            switch self {
+            case .invalid(let reason): reason
+            case .tooDeep: "nested deeper than \(JSON.maxNestingDepth) levels"
+            }
+        }
     }
 
     /// Parses UTF-8 JSON, refusing documents nested deeper than `maxNestingDepth`.

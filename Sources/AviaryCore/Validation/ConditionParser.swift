@@ -29,7 +29,9 @@ public struct ConditionParser: Sendable {
         let combinators = ["cohort", "all", "any", "not"].filter { object[$0] != nil }
         guard combinators.count == 1, let form = combinators.first else {
             if combinators.isEmpty {
-                let unknown = object.keys.sorted().first.map { " (\"\($0)\" is not an operator)" } ?? ""
+                let unknown = object.keys.sorted().first.map {
+                    " (\"\($0)\" is not an operator\(Suggestion.nearest(to: $0, among: AttributeOperator.names).map { "; did you mean {\"attr\": …, \"\($0)\": …}?" } ?? ""))"
+                } ?? ""
                 issues.add(path, "a condition needs \"attr\" with an operator, or one of \"cohort\", \"all\", \"any\", \"not\"\(unknown)")
             } else {
                 issues.add(path, "a condition has exactly one of \"cohort\", \"all\", \"any\", \"not\", not \(combinators.joined(separator: " and "))")
@@ -41,7 +43,7 @@ public struct ConditionParser: Sendable {
         case "cohort":
             guard let key = issues.key(object["cohort"], path["cohort"], required: true) else { return nil }
             if let knownCohorts, !knownCohorts.contains(key) {
-                issues.add(path["cohort"], "cohort \"\(key)\" does not exist")
+                issues.add(path["cohort"], "cohort \"\(key)\" does not exist\(Suggestion.hint(for: key, among: knownCohorts))")
                 return nil
             }
             return .cohort(key)
@@ -70,7 +72,7 @@ public struct ConditionParser: Sendable {
                 issues.add(path, "needs an operator: one of \(AttributeOperator.names.joined(separator: ", "))")
             } else {
                 let unknown = operators.filter { !AttributeOperator.names.contains($0) }
-                for u in unknown { issues.add(path[u], "is not a known operator") }
+                for u in unknown { issues.add(path[u], Self.unknownOperator(u)) }
                 if unknown.isEmpty { issues.add(path, "has more than one operator: \(operators.joined(separator: ", "))") }
             }
             return nil
@@ -127,9 +129,14 @@ public struct ConditionParser: Sendable {
             }
             return .matches(s)
         default:
-            issues.add(p, "is not a known operator")
+            issues.add(p, Self.unknownOperator(name))
             return nil
         }
+    }
+
+    /// "is not a known operator", with the nearest one or the list of them.
+    static func unknownOperator(_ name: String) -> String {
+        "\"\(name.prefix(80))\" is not a known operator\(Suggestion.hint(for: name, among: AttributeOperator.names, listUpTo: 100))"
     }
 
     private func scalar(_ json: JSON, _ p: JSONPath, issues: inout IssueCollector) -> Scalar? {

@@ -220,7 +220,9 @@ public enum ExperimentValidator {
         guard ok else { return nil }
         let total = entries.reduce(0) { $0 + $1.weight }
         guard total == 10_000 else {
-            issues.add(path, "weights sum to \(Percent.format(hundredths: total)), not 100")
+            // Weights that sum to 1 or less look like fractions: say what they are.
+            let fractions = total <= 100 ? " (weights are percents: 50 and 50, not 0.5 and 0.5)" : ""
+            issues.add(path, "weights sum to \(Percent.format(hundredths: total)), not 100\(fractions)")
             return nil
         }
         return entries

@@ -109,7 +109,7 @@ struct OFREPController {
         do {
             body = try JSON.parse(buffer.readableBytesView)
         } catch {
-            throw Failure(status: .badRequest, code: "PARSE_ERROR", details: "the body is not valid JSON: \(error)")
+            throw Failure(status: .badRequest, code: "PARSE_ERROR", details: "the body is not valid JSON: \(error.reason)")
         }
         guard case .object(let object) = body else {
             throw Failure(status: .badRequest, code: "PARSE_ERROR", details: "the body must be an object {\"context\": {…}}")

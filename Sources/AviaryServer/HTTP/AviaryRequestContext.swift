@@ -19,7 +19,8 @@ public struct AviaryRequestContext: RequestContext {
     /// outside the key grammar names nothing, so it is a 404 before any lookup.
     func existingKey(of kind: String) throws -> String {
         let key = try parameters.require("key")
-        guard Key.isValid(key) else { throw AviaryError.notFound("\(kind) \"\(key.prefix(80))\" does not exist") }
+        // Echo what the user typed: the path parameter arrives percent-encoded.
+        guard Key.isValid(key) else { throw AviaryError.notFound("\(kind) \"\((key.removingPercentEncoding ?? key).prefix(80))\" does not exist") }
         return key
     }
 }

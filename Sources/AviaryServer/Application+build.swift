@@ -65,6 +65,8 @@ struct AviaryServerParts {
         let reload = ReloadAfterWriteMiddleware<AviaryRequestContext>(feed: feed)
         // Innermost: the deadline bounds the handler's wait for PostgreSQL, not the reload after it.
         let bounded = DatabaseDeadlineMiddleware<AviaryRequestContext>()
+        // After authentication: an unknown caller learns nothing about the routes' parameters.
+        let known = KnownQueryParametersMiddleware<AviaryRequestContext>()
         let notifier = RolloutNotifier(logger: logger, secret: configuration.notifySecret)
         if configuration.notifyHosts == nil {
             // A notice, not a warning: a healthy default start prints no warning (docs/operations.md).
@@ -74,23 +76,23 @@ struct AviaryServerParts {
             repository: database.experiments, rollbackHook: { notifier.notify($0, event: "rolled_back", reason: $0.rolloutState?.reason) },
             notifyHosts: configuration.notifyHosts)
         experiments.addRoutes(
-            to: router.group("v1/experiments").add(middleware: admin).add(middleware: limited).add(middleware: reload).add(middleware: bounded))
+            to: router.group("v1/experiments").add(middleware: admin).add(middleware: known).add(middleware: limited).add(middleware: reload).add(middleware: bounded))
         ConfigObjectsController(store: database.cohorts, path: "/v1/cohorts", listField: "cohorts").addRoutes(
-            to: router.group("v1/cohorts").add(middleware: admin).add(middleware: limited).add(middleware: reload).add(middleware: bounded))
-        KeysController(repository: database.keys, authenticator: authenticator).addRoutes(to: router.group("v1/keys").add(middleware: admin).add(middleware: limited).add(middleware: bounded))
+            to: router.group("v1/cohorts").add(middleware: admin).add(middleware: known).add(middleware: limited).add(middleware: reload).add(middleware: bounded))
+        KeysController(repository: database.keys, authenticator: authenticator).addRoutes(to: router.group("v1/keys").add(middleware: admin).add(middleware: known).add(middleware: limited).add(middleware: bounded))
         let reports = ReportsController(experiments: database.experiments, metrics: database.metrics, source: reportSource)
         reports.addRoutes(
-            to: router.group("v1/experiments").add(middleware: admin).add(middleware: limited).add(middleware: DatabaseDeadlineMiddleware(limit: ReportsController.deadline)))
+            to: router.group("v1/experiments").add(middleware: admin).add(middleware: known).add(middleware: limited).add(middleware: DatabaseDeadlineMiddleware(limit: ReportsController.deadline)))
         ConfigObjectsController(store: database.metrics, path: "/v1/metrics", listField: "metrics").addRoutes(
-            to: router.group("v1/metrics").add(middleware: admin).add(middleware: limited).add(middleware: bounded))
-        AuditController(repository: database.audit).addRoutes(to: router.group("v1/audit").add(middleware: admin).add(middleware: limited).add(middleware: bounded))
+            to: router.group("v1/metrics").add(middleware: admin).add(middleware: known).add(middleware: limited).add(middleware: bounded))
+        AuditController(repository: database.audit).addRoutes(to: router.group("v1/audit").add(middleware: admin).add(middleware: known).add(middleware: limited).add(middleware: bounded))
 
         let client = AuthMiddleware(authenticator: authenticator, role: .client)
         AssignController(snapshots: snapshots, exposures: exposures, metrics: metrics).addRoutes(to: router.group("v1/assign").add(middleware: client))
-        OptOutController(repository: database.optOuts).addRoutes(to: router.group("v1/opt-out").add(middleware: client).add(middleware: reload).add(middleware: bounded))
+        OptOutController(repository: database.optOuts).addRoutes(to: router.group("v1/opt-out").add(middleware: client).add(middleware: known).add(middleware: reload).add(middleware: bounded))
         // A batch writer per pool connection, less the ones assignment and admin work need.
         EventsController(repository: database.events, maxInFlight: max(2, configuration.databaseMaxConnections - 4), metrics: metrics).addRoutes(
-            to: router.group("v1/events").add(middleware: client).add(middleware: limited))
+            to: router.group("v1/events").add(middleware: client).add(middleware: known).add(middleware: limited))
         OFREPController(snapshots: snapshots, exposures: exposures, metrics: metrics).addRoutes(
             to: router.group("ofrep/v1/evaluate").add(middleware: AuthMiddleware(authenticator: authenticator, role: .client, emptyErrorBodies: true)))
 

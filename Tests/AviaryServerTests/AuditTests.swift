@@ -46,6 +46,13 @@ import Testing
             let ids1 = page1["entries"]?.arrayValue?.compactMap { $0["id"]?.numberValue } ?? []
             let ids2 = page2["entries"]?.arrayValue?.compactMap { $0["id"]?.numberValue } ?? []
             #expect(ids2.allSatisfy { $0 < ids1.min()! })
+            // Five entries in pages of two and one: the last page says there is no next one,
+            // and so does a page that ends exactly at the last entry.
+            let cursor2 = try #require(page2["next_before"]?.numberValue)
+            let page3 = try await app.request(.get, "/v1/audit?limit=2&before=\(Int(cursor2))").json()
+            #expect(page3["entries"]?.arrayValue?.count == 1 && page3["next_before"] == .null)
+            let exact = try await app.request(.get, "/v1/audit?limit=5").json()
+            #expect(exact["entries"]?.arrayValue?.count == 5 && exact["next_before"] == .null)
             let bad = try await app.request(.get, "/v1/audit?limit=0&before=x&experiment=NO")
             #expect(Set(try bad.error().paths) == ["limit", "before", "experiment"])
         }

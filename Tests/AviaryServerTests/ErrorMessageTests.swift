@@ -46,3 +46,29 @@ import Testing
         }
     }
 }
+
+/// Typos in query strings are 400s naming them (docs/api.md, "Errors"), on the API's routes;
+/// assignment ignores what pages and ingresses add.
+@Suite struct QueryParameterTests {
+    @Test func anUnknownParameterIsNamedAndChangesNothing() async throws {
+        try await TestApp.run { app in
+            try await app.startChatRelease()
+            let typo = try await app.request(.get, "/v1/experiments?stauts=running")
+            #expect(typo.status == .badRequest)
+            let error = try typo.error()
+            #expect(error.paths == ["stauts"] && error.message.contains("did you mean \"status\"?"), "\(error.message)")
+            #expect(try await app.request(.get, "/v1/experiments?status=running&archived=false").status == .ok)
+            #expect(try await app.request(.get, "/v1/experiments/chat-release/report?by=model&form=2026-01-01T00:00:00Z").error().paths == ["form"])
+            #expect(try await app.request(.get, "/v1/experiments/chat-release/report.csv?by=model").status == .ok)
+            #expect(try await app.request(.get, "/v1/audit?experiment=chat-release&limit=1").status == .ok)
+            #expect(try await app.request(.get, "/v1/audit?target_key=chat-release").status == .badRequest)
+            let none = try await app.request(.get, "/v1/cohorts/internal?verbose=1").error()
+            #expect(none.message.contains("this route takes none"), "\(none.message)")
+            // A write with a typo is refused before it runs.
+            #expect(try await app.request(.post, "/v1/experiments/chat-release/pause?force=1").status == .badRequest)
+            #expect(try await app.request(.get, "/v1/experiments/chat-release").json()["status"] == "running")
+            // Assignment takes what pages and ingresses add.
+            #expect(try await app.request(.get, "/v1/assign?user=u-1&_=1732950000").status == .ok)
+        }
+    }
+}

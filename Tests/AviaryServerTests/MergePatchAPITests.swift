@@ -43,7 +43,7 @@ import Testing
             #expect(try await app.request(.get, "/v1/assign/chat-release?user=u-1").status == .ok)
 
             // Audited as a PUT is.
-            let audit = try await app.request(.get, "/v1/audit?target_key=chat-release").json()
+            let audit = try await app.request(.get, "/v1/audit?experiment=chat-release").json()
             #expect(audit["entries"]?.arrayValue?.first?["action"] == "experiment.update")
         }
     }

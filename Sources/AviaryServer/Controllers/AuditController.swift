@@ -24,8 +24,12 @@ struct AuditController {
             if let n = Int64(raw), n > 0 { before = n } else { issues.append(.init(path: "before", message: "must be an entry id")) }
         }
         guard issues.isEmpty else { throw APIError.invalidRequest(issues) }
-        let entries = try await repository.list(experiment: experiment, before: before, limit: limit)
-        let next: JSON = entries.count == limit ? entries.last.map { .number(Double($0.id)) } ?? .null : .null
+        // One more than asked for says whether another page exists: `next_before` is null on the
+        // last page, even when it holds exactly `limit` entries.
+        var entries = try await repository.list(experiment: experiment, before: before, limit: limit + 1)
+        let more = entries.count > limit
+        entries = Array(entries.prefix(limit))
+        let next: JSON = more ? entries.last.map { .number(Double($0.id)) } ?? .null : .null
         return Response.json(["entries": .array(entries.map(\.json)), "next_before": next])
     }
 }

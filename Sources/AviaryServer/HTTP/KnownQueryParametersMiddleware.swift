@@ -1,0 +1,35 @@
+import AviaryCore
+import Hummingbird
+
+/// Refuses query parameters a route does not take (docs/api.md, "Errors"): a typo such as
+/// `GET /v1/experiments?stauts=running` is a 400 naming it, not an answer that ignored it.
+/// Mounted on the API's groups; assignment and OFREP take what their protocols say and ignore
+/// the rest, and the probes (`/healthz`, `/readyz`, `/metrics`) ignore what probes add.
+struct KnownQueryParametersMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// By route pattern (`context.endpointPath`); a route not listed takes none.
+    static var allowed: [String: Set<String>] {
+        [
+            "/v1/experiments": ["status", "archived"],
+            "/v1/experiments/{key}/report": ["by", "from", "to"],
+            "/v1/experiments/{key}/report.csv": ["by", "from", "to"],
+            "/v1/audit": ["experiment", "limit", "before"],
+        ]
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let allowed = Self.allowed[context.endpointPath ?? ""] ?? []
+        var unknown: [String] = []
+        for (name, _) in request.uri.queryParameters {
+            let name = String(name)
+            if !allowed.contains(name), !unknown.contains(name) { unknown.append(name) }
+        }
+        guard unknown.isEmpty else {
+            throw APIError.invalidRequest(unknown.map { name in
+                let takes = allowed.isEmpty ? "this route takes none" : "this route takes \(allowed.sorted().joined(separator: ", "))"
+                let nearest = Suggestion.nearest(to: name, among: allowed).map { "did you mean \"\($0)\"? " } ?? ""
+                return ValidationIssue(path: String(name.prefix(80)), message: "is not a query parameter here (\(nearest)\(takes))")
+            })
+        }
+        return try await next(request, context)
+    }
+}

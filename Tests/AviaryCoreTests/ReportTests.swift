@@ -1,4 +1,4 @@
-import AviaryCore
+@testable import AviaryCore
 import Foundation
 import Testing
 
@@ -101,6 +101,10 @@ import Testing
         #expect(csv.components(separatedBy: "\r\n").count == 1 + 2 * 3 + 1)
         let text = String(decoding: report.json.canonicalData(), as: UTF8.self)
         #expect(!text.contains("NaN") && !text.contains("inf"))
+        // Numbers as the JSON writes them: integral ones without a fraction, others shortest.
+        #expect(Report.csvNumber(4) == "4" && Report.csvNumber(-12) == "-12" && Report.csvNumber(0.1) == "0.1")
+        #expect(Report.csvNumber(2.5e-7) == "2.5e-07" && Report.csvNumber(1e20) == "1e+20" && Report.csvNumber(.nan) == "")
+        #expect(!csv.contains(".0,") && !csv.contains(".0\r\n"), "\(csv)")
     }
 
     @Test func csvFieldsAreQuotedAndFormulasDefused() {

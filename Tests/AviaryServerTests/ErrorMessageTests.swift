@@ -43,6 +43,23 @@ import Testing
             #expect(r.status == .badRequest)
             let text = String(buffer: r.body)
             #expect(text.contains("PARSE_ERROR") && !text.contains("invalid(") && !text.contains("\\\""), "\(text)")
+            // JSON sent as text/plain is not read as JSON.
+            let plain = try await app.request(.post, "/ofrep/v1/evaluate/flags", key: client.secret, body: "{\"context\": {}}", headers: [.contentType: "text/plain"])
+            #expect(plain.status == .badRequest && String(buffer: plain.body).contains("application/json"))
+        }
+    }
+}
+
+/// An event batch reports every problem of an event, the experiment without its variant too.
+@Suite struct EventBatchErrorTests {
+    @Test func everyProblemOfAnEventIsReported() async throws {
+        try await TestApp.run { app in
+            let client = try await app.createKey(role: .client)
+            let batch: JSON = [["type": "message", "user_id": "u-1", "ts": "yesterday", "experiment": "chat-release"]]
+            let r = try await app.request(.post, "/v1/events", key: client.secret, json: batch)
+            #expect(r.status == .badRequest)
+            let paths = try r.error().paths
+            #expect(Set(paths) == ["[0].ts", "[0].variant"], "\(paths)")
         }
     }
 }

@@ -54,14 +54,19 @@ extension JSON: Codable {
         }
     }
 
+    /// An integral value below 10¹⁵ as the integer it is: such numbers print without a fraction
+    /// (`4`, not `4.0`) so revisions, weights and counts read naturally — in JSON and in CSV.
+    public static func integral(_ n: Double) -> Int64? {
+        n.rounded() == n && abs(n) < 1e15 ? Int64(n) : nil
+    }
+
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
         case .null: try container.encodeNil()
         case .bool(let b): try container.encode(b)
         case .number(let n):
-            // Integral values print without a fraction so revisions and weights read naturally.
-            if n.rounded() == n, abs(n) < 1e15 { try container.encode(Int64(n)) } else { try container.encode(n) }
+            if let integer = Self.integral(n) { try container.encode(integer) } else { try container.encode(n) }
         case .string(let s): try container.encode(s)
         case .array(let a): try container.encode(a)
         case .object(let o): try container.encode(o)

@@ -58,7 +58,7 @@ extension Report {
 
     static func csvNumber(_ value: Double?) -> String {
         guard let value, value.isFinite else { return "" }
-        return "\(value)"
+        return JSON.integral(value).map(String.init) ?? "\(value)"
     }
 
     /// Quotes a field when it holds a comma, quote or line break (doubling quotes), and

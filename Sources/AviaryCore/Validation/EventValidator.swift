@@ -98,8 +98,11 @@ public enum EventValidator {
         let appVersion = text(object["app_version"], path["app_version"], &issues)
         let experiment = issues.key(object["experiment"], path["experiment"])
         let variant = issues.key(object["variant"], path["variant"])
-        if (experiment == nil) != (variant == nil), issues.issues.count == before {
-            issues.add(path[experiment == nil ? "experiment" : "variant"], "experiment and variant are given together")
+        // Judged on what was sent, whatever else is wrong with the event: one without the other
+        // is reported at the missing one's path.
+        let sentExperiment = !(object["experiment"]?.isNull ?? true), sentVariant = !(object["variant"]?.isNull ?? true)
+        if sentExperiment != sentVariant {
+            issues.add(path[sentExperiment ? "variant" : "experiment"], "experiment and variant are given together")
         }
         var props: String?
         if let p = issues.object(object["props"], path["props"]) {

@@ -55,7 +55,8 @@ struct AviaryServerParts {
         IndexController().addRoutes(to: router)
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
         router.add(middleware: ErrorMiddleware())
-        if !configuration.corsOrigins.isEmpty { router.add(middleware: AviaryCORSMiddleware(origins: Set(configuration.corsOrigins))) }
+        // Also without origins: it answers every preflight (one comparison of the method on other requests).
+        router.add(middleware: AviaryCORSMiddleware(origins: Set(configuration.corsOrigins)))
         MetricsEndpoint(metrics: metrics, exposures: exposures, experiments: database.experiments, reports: reportSource).addRoutes(to: router)
         HealthController(database: database, migrations: migrations, authenticator: authenticator, snapshots: snapshots).addRoutes(to: router)
 

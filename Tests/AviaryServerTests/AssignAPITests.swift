@@ -292,6 +292,18 @@ extension HTTPField.Name {
             #expect(other.headers[.accessControlAllowOrigin] == nil)
             let admin = try await app.request(.get, "/v1/experiments", headers: [.origin: "https://chat.example.com"])
             #expect(admin.headers[.accessControlAllowOrigin] == nil)
+            // A preflight CORS refuses: 204 without Access-Control-Allow-Origin, not a 404.
+            let refused = try await app.request(.options, "/v1/assign", key: nil, headers: [.origin: "https://evil.example.com", .accessControlRequestMethod: "GET"])
+            #expect(refused.status == .noContent && refused.headers[.accessControlAllowOrigin] == nil)
+        }
+    }
+
+    @Test func withoutOriginsAPreflightIsRefusedAsBrowsersUnderstand() async throws {
+        try await TestApp.run { app in
+            let preflight = try await app.request(.options, "/v1/assign", key: nil, headers: [.origin: "https://chat.example.com", .accessControlRequestMethod: "GET"])
+            #expect(preflight.status == .noContent && preflight.headers[.accessControlAllowOrigin] == nil)
+            // Without CORS headers, a plain request is answered as before.
+            #expect(try await app.request(.get, "/healthz", key: nil, headers: [.origin: "https://chat.example.com"]).status == .ok)
         }
     }
 }

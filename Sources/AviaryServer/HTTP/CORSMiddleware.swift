@@ -3,7 +3,8 @@ import HTTPTypes
 import Hummingbird
 
 /// CORS for the browser-facing routes (`/v1/assign`, `/v1/opt-out`, `/v1/events`, `/ofrep/`),
-/// for the origins in `AVIARY_CORS_ORIGINS` only. Answers allow credentials, so
+/// for the origins in `AVIARY_CORS_ORIGINS` only; every other preflight is refused the way
+/// browsers understand. Answers allow credentials, so
 /// `fetch(…, {credentials: "include"})` keeps the `aviary_id` cookie, and expose the
 /// `X-Aviary-*` headers each response actually carries (a wildcard is not allowed with credentials).
 struct AviaryCORSMiddleware<Context: RequestContext>: RouterMiddleware {
@@ -12,12 +13,17 @@ struct AviaryCORSMiddleware<Context: RequestContext>: RouterMiddleware {
     static var allowedRequestHeaders: Set<String> { ["authorization", "x-api-key", "content-type", "if-none-match", "if-match"] }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let preflight = request.method == .options && request.headers[.accessControlRequestMethod] != nil
         guard let origin = request.headers[.origin], origins.contains(origin),
             Self.prefixes.contains(where: { request.uri.path.hasPrefix($0) })
         else {
+            // A preflight for an origin or route without CORS: 204 without
+            // Access-Control-Allow-Origin, which a browser reports as a request blocked by CORS
+            // policy (a 404 "no such route" would send its developer looking for a typo).
+            if preflight { return Response(status: .noContent, headers: [.vary: "Origin"]) }
             return try await next(request, context)
         }
-        if request.method == .options, request.headers[.accessControlRequestMethod] != nil {
+        if preflight {
             var headers = Self.common(origin)
             headers[.accessControlAllowMethods] = "GET, POST, DELETE, OPTIONS"
             let requested = (request.headers[.accessControlRequestHeaders] ?? "").split(separator: ",").map {

@@ -22,7 +22,7 @@ struct TestApp {
         try await TestDatabase.withMigrated { url, database in
             let configuration = AviaryConfiguration(
                 databaseURL: url, port: 0, adminToken: adminToken, corsOrigins: corsOrigins, logLevel: .error,
-                migrationsDirectory: TestDatabase.migrationsDirectory, databaseMaxConnections: 8)
+                migrationsDirectory: TestDatabase.migrationsDirectory, databaseMaxConnections: 4)
             let app = try await buildApplication(configuration: configuration)
             try await app.test(mode) { client in
                 try await body(TestApp(client: client, database: database, url: url))

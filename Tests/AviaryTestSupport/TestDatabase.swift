@@ -86,10 +86,11 @@ public enum TestDatabase {
 
     /// Runs `body` with a connection pool on `url` that is shut down afterwards.
     public static func withRunning<T: Sendable>(_ url: String, _ body: @Sendable (AviaryDatabase) async throws -> T) async throws -> T {
-        let database = try AviaryDatabase(url: url, maximumConnections: 8, logger: logger)
+        let database = try AviaryDatabase(url: url, maximumConnections: 4, logger: logger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await database.run() }
             defer { group.cancelAll() }
+            await database.waitUntilRunning()
             return try await body(database)
         }
     }

@@ -434,19 +434,25 @@ struct ReportSQL {
     /// The per-unit rows of the state (of the units first exposed in the window) but the
     /// touched units', and the touched units recomputed, as `all_units`.
     private func stateUnits(_ b: inout Binder, touched: [String]) -> String {
-        let key = b.bind(experiment.key)
         let only = b.bind(touched) + "::text[]"
-        let window = Self.window("r.first_at", query, &b)
+        let kept = keptRows(&b, only: only)
         let fresh = perUnitState(&b, only: only, layout: .perUnit, columns: .metrics)
         let selected = StateLayout.perUnit.columns
         return """
             all_units AS (
                 SELECT \(selected.map { "r." + $0 }.joined(separator: ", ")) FROM report_units r
-                WHERE r.experiment_key = \(key)\(window) AND NOT (r.unit = ANY(\(only)))
+                WHERE \(kept)
                 UNION ALL
                 SELECT \(selected.map { "f." + $0 }.joined(separator: ", ")) FROM (\(fresh)) f
             )
             """
+    }
+
+    /// The condition on the state's rows `r` (of either table) that a report reads as they
+    /// stand: the experiment's, of units first exposed in the window, but the recomputed ones
+    /// (`only`, a bound text[]).
+    private func keptRows(_ b: inout Binder, only: String) -> String {
+        "r.experiment_key = \(b.bind(experiment.key))\(Self.window("r.first_at", query, &b)) AND NOT (r.unit = ANY(\(only)))"
     }
 
     /// The report's group columns by name (variant, then model and app version as asked).
@@ -477,9 +483,8 @@ struct ReportSQL {
             case (true, false): alone = "r.only_model_row"
             default: alone = "r.only_version_row"
             }
-            let key = b.bind(experiment.key)
             let only = b.bind(touched) + "::text[]"
-            let window = Self.window("r.first_at", query, &b)
+            let kept = keptRows(&b, only: only)
             let fresh = perUnitState(&b, only: only, layout: .perDimension, columns: .metrics)
             let asIs = valuesFromComponents { "r.components[\($0 + 1)]" }.enumerated().map { "\($1) AS v\($0)" }
             let summed = valuesFromComponents { "sum(s.components[\($0 + 1)])" }.enumerated().map { "\($1) AS v\($0)" }
@@ -489,12 +494,12 @@ struct ReportSQL {
                 WITH per_unit AS (
                     SELECT \(dimensions.map { "r." + $0.name }.joined(separator: ", ")), r.events\(asIs.map { ", " + $0 }.joined())
                     FROM report_unit_dimensions r
-                    WHERE r.experiment_key = \(key)\(window) AND NOT (r.unit = ANY(\(only))) AND \(alone)
+                    WHERE \(kept) AND \(alone)
                     UNION ALL
                     SELECT \(dimensions.map { "s." + $0.name }.joined(separator: ", ")), sum(s.events) AS events\(summed.map { ", " + $0 }.joined())
                     FROM (
                         SELECT \(rowColumns.map { "r." + $0 }.joined(separator: ", ")) FROM report_unit_dimensions r
-                        WHERE r.experiment_key = \(key)\(window) AND NOT (r.unit = ANY(\(only))) AND NOT \(alone)
+                        WHERE \(kept) AND NOT \(alone)
                         UNION ALL
                         SELECT \(rowColumns.map { "f." + $0 }.joined(separator: ", ")) FROM (\(fresh)) f
                     ) s
@@ -515,10 +520,10 @@ struct ReportSQL {
     func quantilesFromState(touched: [String]) -> PostgresQuery? {
         guard !quantileMetrics.isEmpty else { return nil }
         var b = Binder()
-        let key = b.bind(experiment.key)
         let only = b.bind(touched) + "::text[]"
         let stateValues: String
         if query.from == nil && query.to == nil {
+            let key = b.bind(experiment.key)
             stateValues = """
                 SELECT q.variant, q.model, q.app_version, q.slot, q.value, q.count AS c FROM report_quantile_counts q
                 WHERE q.experiment_key = \(key)
@@ -531,7 +536,7 @@ struct ReportSQL {
             stateValues = """
                 SELECT r.variant, r.model, r.app_version, v.slot, v.value, 1 AS c
                 FROM \(Self.quantileValues(of: "report_unit_dimensions", as: "r"))
-                WHERE r.experiment_key = \(key)\(Self.window("r.first_at", query, &b)) AND NOT (r.unit = ANY(\(only)))
+                WHERE \(keptRows(&b, only: only))
                 """
         }
         let fresh = perUnitState(&b, only: only, layout: .perDimension, columns: .quantiles)

@@ -51,8 +51,8 @@ struct AssignmentAnswer: Sendable {
         headers[.cacheControl] = "no-store"
         if let mintedCookie { headers[.setCookie] = AssignmentContextReader.setCookie(mintedCookie) }
         var dictionary = ""
-        // "X-Aviary-Assignments: " and CRLF, then each header line and dictionary member.
-        var bytes = 24, variantHeaders = 0, left = 0
+        // The `X-Aviary-Assignments: ` line with its CRLF, then each header line and member.
+        var bytes = HTTPField.Name.aviaryAssignments.rawName.utf8.count + 4, variantHeaders = 0, left = 0
         for (i, a) in assignments.enumerated() {
             let position = a.experiment.position
             let header = variantHeader[position]

@@ -19,46 +19,36 @@ struct AssignController {
 
     @Sendable func assignAll(_ request: Request, context: AviaryRequestContext) async throws -> Response {
         let read = AssignmentContextReader.read(request)
-        let (snapshot, answer) = snapshots.prepared
-        let assignments: [Assignment]
-        let selected = try Self.selection(request, in: snapshot)
-        if let selected {
-            assignments = selected.map { Assigner.assign(read.context, to: $0, in: snapshot) }
-        } else {
-            assignments = Assigner.assignAll(read.context, snapshot: snapshot)
-        }
-        exposures.record(assignments, context: read.context)
-        metrics.countAssignments(assignments)
-        return answer.response(
-            assignments, context: read.context, mintedCookie: read.mintedAnonymousID, bodyless: false, headersWithinBudget: selected == nil)
-    }
-
-    /// The experiments `?experiments=a,b` selects (the parameter may repeat), in order and once
-    /// each; nil when the request selects none. A name that is not an active experiment is a
-    /// 400 with its path, as a typo anywhere else is.
-    static func selection(_ request: Request, in snapshot: ConfigSnapshot) throws -> [CompiledExperiment]? {
+        // `?experiments=a,b` (the parameter may repeat) selects; without it, every experiment.
         let values = request.uri.queryParameters.getAll("experiments")
-        guard !values.isEmpty else { return nil }
-        let names = values.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }.map(String.init)
-        return try resolve(names, path: { JSONPath.root["experiments"][$0] }, in: snapshot)
+        let selected = values.isEmpty ? nil : values.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }.map(String.init)
+        return try respond(read.context, selecting: selected, mintedCookie: read.mintedAnonymousID)
     }
 
-    /// `names` as active experiments, once each in their order; every name that is none is an
-    /// issue at `path(index)` (400).
-    static func resolve(_ names: [String], path: (Int) -> JSONPath, in snapshot: ConfigSnapshot) throws -> [CompiledExperiment] {
-        var issues = IssueCollector()
-        var experiments: [CompiledExperiment] = []
-        var seen = Set<String>()
-        for (index, name) in names.enumerated() {
-            guard let experiment = snapshot.experiment(name) else {
-                let shown = name.isEmpty ? "an empty name" : "\"\(name.prefix(80))\""
-                issues.add(path(index), "\(shown) is not an active experiment (unknown, draft or archived)")
-                continue
+    /// The answer for the experiments `names` selects — once each, in their order; a name that
+    /// is not an active experiment is a 400 at `experiments[i]`, as a typo anywhere else is — or
+    /// for every experiment when `names` is nil, its headers then within their budget.
+    func respond(_ context: AssignmentContext, selecting names: [String]?, mintedCookie: String?) throws -> Response {
+        let (snapshot, answer) = snapshots.prepared
+        var assignments: [Assignment] = []
+        if let names {
+            var issues = IssueCollector()
+            var seen = Set<String>()
+            for (index, name) in names.enumerated() {
+                guard let experiment = snapshot.experiment(name) else {
+                    let shown = name.isEmpty ? "an empty name" : "\"\(name.prefix(80))\""
+                    issues.add(JSONPath.root["experiments"][index], "\(shown) is not an active experiment (unknown, draft or archived)")
+                    continue
+                }
+                if seen.insert(name).inserted { assignments.append(Assigner.assign(context, to: experiment, in: snapshot)) }
             }
-            if seen.insert(name).inserted { experiments.append(experiment) }
+            guard issues.isEmpty else { throw APIError.invalidRequest(issues.issues) }
+        } else {
+            assignments = Assigner.assignAll(context, snapshot: snapshot)
         }
-        guard issues.isEmpty else { throw APIError.invalidRequest(issues.issues) }
-        return experiments
+        exposures.record(assignments, context: context)
+        metrics.countAssignments(assignments)
+        return answer.response(assignments, context: context, mintedCookie: mintedCookie, bodyless: false, headersWithinBudget: names == nil)
     }
 
     @Sendable func assignOne(_ request: Request, context: AviaryRequestContext) async throws -> Response {
@@ -90,17 +80,6 @@ struct AssignController {
             }
         }
         guard issues.isEmpty else { throw APIError.invalidRequest(issues.issues) }
-        let (snapshot, answer) = snapshots.prepared
-        let assignments: [Assignment]
-        if let keys {
-            assignments = try Self.resolve(keys, path: { JSONPath.root["experiments"][$0] }, in: snapshot).map {
-                Assigner.assign(assignmentContext, to: $0, in: snapshot)
-            }
-        } else {
-            assignments = Assigner.assignAll(assignmentContext, snapshot: snapshot)
-        }
-        exposures.record(assignments, context: assignmentContext)
-        metrics.countAssignments(assignments)
-        return answer.response(assignments, context: assignmentContext, mintedCookie: nil, bodyless: false, headersWithinBudget: keys == nil)
+        return try respond(assignmentContext, selecting: keys, mintedCookie: nil)
     }
 }

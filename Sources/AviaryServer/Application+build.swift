@@ -67,7 +67,7 @@ struct AviaryServerParts {
         // Innermost: the deadline bounds the handler's wait for PostgreSQL, not the reload after it.
         let bounded = DatabaseDeadlineMiddleware<AviaryRequestContext>()
         // After authentication: an unknown caller learns nothing about the routes' parameters.
-        let known = KnownQueryParametersMiddleware<AviaryRequestContext>()
+        let known = KnownQueryParametersMiddleware()
         let notifier = RolloutNotifier(logger: logger, secret: configuration.notifySecret)
         if configuration.notifyHosts == nil {
             // A notice, not a warning: a healthy default start prints no warning (docs/operations.md).

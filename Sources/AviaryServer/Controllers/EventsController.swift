@@ -19,7 +19,7 @@ struct EventsController {
 
     @Sendable func ingest(_ request: Request, context: AviaryRequestContext) async throws -> Response {
         let format: EventValidator.Format
-        switch request.headers[.contentType].map({ $0.split(separator: ";").first.map { $0.trimmedOWS.lowercased() } ?? "" }) {
+        switch request.headers[.contentType].map(Request.mediaType) {
         case "application/x-ndjson", "application/jsonl", "application/jsonlines", "application/x-jsonlines": format = .ndjson
         case let media? where Request.isJSON(media): format = .jsonArray
         default:

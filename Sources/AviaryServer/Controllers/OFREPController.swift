@@ -107,8 +107,7 @@ struct OFREPController {
         if buffer.readableBytes == 0 { return AssignmentContext() }
         // OFREP sends JSON; a body of another type is not read as if it were.
         guard let type = request.headers[.contentType], Request.isJSON(type) else {
-            let sent = request.headers[.contentType].map { "\"\($0.prefix(100))\"" } ?? "no Content-Type"
-            throw Failure(status: .badRequest, code: "PARSE_ERROR", details: "send the body as application/json, not \(sent)")
+            throw Failure(status: .badRequest, code: "PARSE_ERROR", details: "send the body as application/json, not \(request.sentContentType)")
         }
         let body: JSON
         do {

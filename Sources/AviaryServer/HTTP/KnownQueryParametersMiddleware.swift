@@ -5,18 +5,18 @@ import Hummingbird
 /// `GET /v1/experiments?stauts=running` is a 400 naming it, not an answer that ignored it.
 /// Mounted on the API's groups; assignment and OFREP take what their protocols say and ignore
 /// the rest, and the probes (`/healthz`, `/readyz`, `/metrics`) ignore what probes add.
-struct KnownQueryParametersMiddleware<Context: RequestContext>: RouterMiddleware {
+struct KnownQueryParametersMiddleware: RouterMiddleware {
     /// By route pattern (`context.endpointPath`); a route not listed takes none.
-    static var allowed: [String: Set<String>] {
-        [
-            "/v1/experiments": ["status", "archived"],
-            "/v1/experiments/{key}/report": ["by", "from", "to"],
-            "/v1/experiments/{key}/report.csv": ["by", "from", "to"],
-            "/v1/audit": ["experiment", "limit", "before"],
-        ]
-    }
+    static let allowed: [String: Set<String>] = [
+        "/v1/experiments": ["status", "archived"],
+        "/v1/experiments/{key}/report": ["by", "from", "to"],
+        "/v1/experiments/{key}/report.csv": ["by", "from", "to"],
+        "/v1/audit": ["experiment", "limit", "before"],
+    ]
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(
+        _ request: Request, context: AviaryRequestContext, next: (Request, AviaryRequestContext) async throws -> Response
+    ) async throws -> Response {
         let allowed = Self.allowed[context.endpointPath ?? ""] ?? []
         var unknown: [String] = []
         for (name, _) in request.uri.queryParameters {

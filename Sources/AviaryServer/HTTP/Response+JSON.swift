@@ -26,16 +26,12 @@ extension Request {
         let buffer = try await readBody(upTo: RequestLimits.maxBodyBytes)
         if optional, buffer.readableBytes == 0 { return nil }
         guard let contentType, Self.isJSON(contentType) else {
-            throw APIError(
-                .unsupportedMediaType, code: "unsupported_media_type",
-                message: "send the body as application/json, not \(contentType.map { "\"\($0.prefix(100))\"" } ?? "without a Content-Type")")
+            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "send the body as application/json, not \(sentContentType)")
         }
         do {
             return try JSON.parse(buffer.readableBytesView)
-        } catch .tooDeep {
-            throw APIError.invalidJSON("nested deeper than \(JSON.maxNestingDepth) levels")
-        } catch .invalid(let reason) {
-            throw APIError.invalidJSON(reason)
+        } catch {
+            throw APIError.invalidJSON(error.reason)
         }
     }
 
@@ -43,11 +39,10 @@ extension Request {
     /// `application/merge-patch+json` or plain `application/json`; other types (a JSON Patch's
     /// `application/json-patch+json`, say) are `415`.
     func decodeMergePatch(context: some RequestContext) async throws -> JSON {
-        let type = headers[.contentType].map { $0.split(separator: ";")[0].trimmedOWS.lowercased() }
+        let type = headers[.contentType].map(Self.mediaType)
         guard type == "application/merge-patch+json" || type == "application/json" else {
             throw APIError(
-                .unsupportedMediaType, code: "unsupported_media_type",
-                message: "send a JSON merge patch as application/merge-patch+json, not \(headers[.contentType].map { "\"\($0.prefix(100))\"" } ?? "without a Content-Type")")
+                .unsupportedMediaType, code: "unsupported_media_type", message: "send a JSON merge patch as application/merge-patch+json, not \(sentContentType)")
         }
         return try await decodeJSON(context: context)!
     }
@@ -77,8 +72,20 @@ extension Request {
     }
 
     static func isJSON(_ contentType: String) -> Bool {
-        let media = contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmedOWS.lowercased() } ?? ""
+        let media = mediaType(contentType)
         return media == "application/json" || (media.hasPrefix("application/") && media.hasSuffix("+json"))
+    }
+
+    /// The media type of a `Content-Type`, lower-cased, without parameters:
+    /// `application/json` of `Application/JSON; charset=utf-8`.
+    static func mediaType(_ contentType: String) -> String {
+        contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmedOWS.lowercased() } ?? ""
+    }
+
+    /// The request's `Content-Type` as an error message names it: quoted (at most 100
+    /// characters), or "without a Content-Type".
+    var sentContentType: String {
+        headers[.contentType].map { "\"\($0.prefix(100))\"" } ?? "without a Content-Type"
     }
 
     /// `If-Match: "3"` (also `W/"3"` or `3`) as a revision; `nil` when absent.

@@ -10,6 +10,8 @@ import Synchronization
 public final class AviaryDatabase: Service, Sendable {
     let client: PostgresClient
     public let logger: Logger
+    /// Set when `run()` begins (`waitUntilRunning`).
+    private let started = Atomic<Bool>(false)
 
     public init(configuration: PostgresClient.Configuration, logger: Logger) {
         self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
@@ -19,8 +21,6 @@ public final class AviaryDatabase: Service, Sendable {
     public convenience init(url: String, maximumConnections: Int = 20, logger: Logger) throws {
         self.init(configuration: try DatabaseConfiguration.parse(url, maximumConnections: maximumConnections), logger: logger)
     }
-
-    private let started = Atomic<Bool>(false)
 
     public func run() async {
         started.store(true, ordering: .releasing)

@@ -50,23 +50,29 @@ public struct ConfigObjectStore<Object: ConfigObject>: Sendable {
 
     /// Creates or replaces the object `key` from a request body.
     public func put(_ key: String, body: JSON, ifMatch: Int?, actor: String?, now: Date = Date()) async throws -> (Object, PutOutcome) {
-        try await database.configTransaction { connection in
-            let parsed = try await table.validated(body, key, connection, logger)
-            let change = try Object.put(parsed, over: try await fetch(key, on: connection), ifMatch: ifMatch, now: now)
-            try await save(change, key: key, on: connection, actor: actor)
-            return (change.object!, change.outcome)
-        }
+        try await write(key, ifMatch: ifMatch, actor: actor, now: now) { _ in body }
     }
 
     /// A JSON merge patch (RFC 7396) of the object `key`, which must exist: merged into it in the
     /// same transaction, then validated and written as that `PUT` would be.
     public func patch(_ key: String, patch: JSON, ifMatch: Int?, actor: String?, now: Date = Date()) async throws -> Object {
+        try await write(key, ifMatch: ifMatch, actor: actor, now: now) { current in
+            guard let current else { throw AviaryError.notFound("\(Object.kind) \"\(key)\" does not exist") }
+            return current.json.applying(mergePatch: patch)
+        }.0
+    }
+
+    /// One `PUT` of the object `key` under the configuration lock: the document `body` makes of
+    /// the stored object (nil when there is none), validated, written, audited.
+    private func write(
+        _ key: String, ifMatch: Int?, actor: String?, now: Date, body: @Sendable (Object?) throws -> JSON
+    ) async throws -> (Object, PutOutcome) {
         try await database.configTransaction { connection in
-            guard let current = try await fetch(key, on: connection) else { throw AviaryError.notFound("\(Object.kind) \"\(key)\" does not exist") }
-            let parsed = try await table.validated(current.json.applying(mergePatch: patch), key, connection, logger)
+            let current = try await fetch(key, on: connection)
+            let parsed = try await table.validated(try body(current), key, connection, logger)
             let change = try Object.put(parsed, over: current, ifMatch: ifMatch, now: now)
             try await save(change, key: key, on: connection, actor: actor)
-            return change.object!
+            return (change.object!, change.outcome)
         }
     }
 

@@ -208,32 +208,39 @@ def test_metrics_parse_and_follow_the_rollout(replicas) -> None:
 
 
 def test_a_sequential_guardrail_lets_noise_pass_and_catches_a_broken_canary(replicas) -> None:
-    """Two rollouts guarded by `error_rate` `max_increase` 0 with `"test": "sequential"`, on the
-    same 150 returning users, each sending a request every round and an error one time in ten,
-    whatever they are served: a threshold at 0 trips whenever the canary's share of errors is a
-    little above the control's, in about every other such rollout (the A/A simulation of
-    docs/statistics.md measures it). `calm` walks to 100 % untouched; in `broken` the canary
-    fails every request of the users it serves, and the always-valid interval rolls it back."""
+    """Two rollouts guarded by `error_rate` `max_increase` 0 with `"test": "sequential"`, each on
+    its own 60 returning users who ask for their experiment alone (`?experiments=`), then send a
+    request every round and an error one time in ten, whatever they are served: a threshold at 0
+    trips whenever the canary's share of errors is a little above the control's, in about every
+    other such rollout (the A/A simulation of docs/statistics.md measures it). `calm` walks to
+    100 % untouched; in `broken` the canary fails every request of the users it serves, and the
+    always-valid interval rolls it back.
+
+    The populations are apart because an event without an experiment counts for every
+    experiment its unit was served: users of both would carry `broken`'s failures into `calm`,
+    unevenly between its variants (60 users do not split exactly in half), and roll it back."""
     a, _ = replicas
     client = Api(a, create_client_key(a))
     guardrails = [{"metric": "error_rate", "max_increase": 0.0, "test": "sequential"}]
     for key in ("calm", "broken"):
-        doc = create_experiment(a, canary(key, {"variant": "canary", "steps": [50, 100], "step_seconds": 2, "guardrails": guardrails}))
+        doc = create_experiment(a, canary(key, {"variant": "canary", "steps": [50, 100], "step_seconds": 3, "guardrails": guardrails}))
         assert doc["rollout"]["guardrails"] == guardrails
-    users = [f"returning-{i}" for i in range(150)]
-    rng = random.Random(1405)
-    deadline = time.monotonic() + 25
+    populations = {key: ([f"{key}-user-{i}" for i in range(60)], random.Random(seed)) for key, seed in (("calm", 1405), ("broken", 1406))}
+    deadline = time.monotonic() + 40
     while time.monotonic() < deadline:
-        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         batch = []
-        for unit in users:
-            served = expect(client.get("/v1/assign", headers={"X-Aviary-User": unit}), 200).json()["assignments"]
-            broken_canary = served.get("broken", {}).get("variant") == "canary"
-            batch.append({"id": str(uuid.uuid4()), "type": "request", "user_id": unit, "ts": now})
-            if broken_canary or rng.random() < 0.1:
-                batch.append({"id": str(uuid.uuid4()), "type": "request_error", "user_id": unit, "ts": now})
+        for key, (users, rng) in populations.items():
+            served = {unit: expect(client.get(f"/v1/assign?experiments={key}", headers={"X-Aviary-User": unit}), 200).json()["assignments"]
+                      for unit in users}
+            assert all(set(answer) == {key} for answer in served.values())
+            now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            for unit in users:
+                noise = rng.random() < 0.1
+                batch.append({"id": str(uuid.uuid4()), "type": "request", "user_id": unit, "ts": now})
+                if noise or (key == "broken" and served[unit][key]["variant"] == "canary"):
+                    batch.append({"id": str(uuid.uuid4()), "type": "request_error", "user_id": unit, "ts": now})
         expect(client.post("/v1/events", json=batch), 200)
-        if state(a, "calm")["rollout_state"]["state"] == "completed" and state(a, "broken")["status"] == "rolled_back":
+        if state(a, "calm")["rollout_state"]["state"] != "running" and state(a, "broken")["status"] == "rolled_back":
             break
         time.sleep(0.2)
     broken = state(a, "broken")

@@ -35,9 +35,8 @@ struct ConfigFeed: Service {
     }
 
     func reload() async {
-        let number = snapshots.nextReload()
         do {
-            snapshots.replace(with: try await database.config.loadSnapshot(), reload: number)
+            try await snapshots.reload { try await database.config.loadSnapshot() }
             try await authenticator.reload(from: database.keys)
         } catch {
             logger.warning("could not reload configuration; serving the last snapshot", metadata: ["error": "\(String(reflecting: error))"])

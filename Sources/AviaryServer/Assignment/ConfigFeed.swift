@@ -34,10 +34,15 @@ struct ConfigFeed: Service {
         }
     }
 
+    /// How long a reload waits for each of its reads before the next request for a reload may try.
+    static let readLimit: Duration = .seconds(10)
+
     func reload() async {
         do {
-            try await snapshots.reload { try await database.config.loadSnapshot() }
-            try await authenticator.reload(from: database.keys)
+            // Bounded: a read on a connection the database has just cut can wait without end,
+            // and no later notification or poll would reload while this one waits.
+            try await snapshots.reload { try await DatabaseDeadline.probe(limit: Self.readLimit) { try await database.config.loadSnapshot() } }
+            try await authenticator.reload { try await DatabaseDeadline.probe(limit: Self.readLimit) { try await database.keys.active() } }
         } catch {
             logger.warning("could not reload configuration; serving the last snapshot", metadata: ["error": "\(String(reflecting: error))"])
         }

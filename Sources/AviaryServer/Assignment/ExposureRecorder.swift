@@ -42,6 +42,8 @@ public final class ExposureRecorder: Service, Sendable {
     /// Exposures waiting for the database; beyond this they are dropped and counted.
     static let maxPending = 200_000
     static let batchSize = 5_000
+    /// How long one batch's write may take before it is left and tried again.
+    static let writeLimit: Duration = .seconds(10)
 
     private let state = Mutex(State())
     private let repository: ExposureRepository
@@ -106,7 +108,11 @@ public final class ExposureRecorder: Service, Sendable {
             if dropped > 0 { logger.error("exposure queue full; dropped exposures", metadata: ["count": "\(dropped)"]) }
             guard !batch.isEmpty else { return }
             do {
-                try await repository.record(batch)
+                // A write on a connection the database cut as it was sent can wait without end,
+                // and the recorder, its queue and graceful shutdown with it. Past the limit it is
+                // left, cancelled, and the batch written again: exposures merge, so a write that
+                // lands twice changes nothing.
+                try await DatabaseDeadline.probe(limit: Self.writeLimit) { [repository] in try await repository.record(batch) }
             } catch {
                 logger.warning("could not write exposures; will retry", metadata: ["error": "\(String(reflecting: error))", "count": "\(batch.count)"])
                 state.withLock { state in state.pending.insert(contentsOf: batch, at: 0) }

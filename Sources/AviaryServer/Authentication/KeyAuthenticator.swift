@@ -29,7 +29,12 @@ public final class KeyAuthenticator: Sendable {
     }
 
     public func reload(from repository: APIKeyRepository) async throws {
-        try await keys.reload { try await repository.active() }
+        try await reload { try await repository.active() }
+    }
+
+    /// Serves the keys `read` returns unless a reload that started later has already ended.
+    func reload(_ read: () async throws -> [APIKey]) async throws {
+        try await keys.reload(read)
     }
 }
 

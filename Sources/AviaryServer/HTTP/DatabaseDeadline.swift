@@ -25,8 +25,8 @@ enum DatabaseDeadline {
     /// structured, so it returns only once its cancelled query has ended; a query on a
     /// connection the database has just cut can take longer than that to notice, and `/readyz`
     /// then answered nothing for over 10 s instead of `503` within 2. Here the query is left to
-    /// end on its own, cancelled; only reads may be left so, never a write the caller is told
-    /// failed.
+    /// end on its own, cancelled; only reads may be left so, and writes that are safe to repeat
+    /// and are repeated (the exposure flush), never a write a client is told failed.
     static func probe<T: Sendable>(limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         let outcome = FirstOutcome<T>()
         let work = Task {

@@ -30,14 +30,20 @@ final class Reloaded<Value: Sendable>: Sendable {
     /// False until a reload has ended.
     var isLoaded: Bool { current.load(ordering: .acquiring).reload > 0 }
 
-    /// Numbers a reload; take it before reading the database.
-    func nextReload() -> Int {
+    /// A numbered reload: `read` from the database, then `replace`.
+    func reload(_ read: () async throws -> Value) async rethrows {
+        let number = nextReload()
+        replace(with: try await read(), reload: number)
+    }
+
+    /// Numbers a reload; taken before it reads the database.
+    private func nextReload() -> Int {
         reloads.wrappingIncrementThenLoad(ordering: .relaxed)
     }
 
     /// Serves `value`, read by reload number `reload`, unless a later-numbered reload has
     /// already replaced it.
-    func replace(with value: Value, reload: Int) {
+    private func replace(with value: Value, reload: Int) {
         let box = Box(value, reload: reload)
         var served = current.load(ordering: .acquiring)
         while served.reload < reload {
@@ -45,11 +51,5 @@ final class Reloaded<Value: Sendable>: Sendable {
             if exchanged { break }
             served = original
         }
-    }
-
-    /// A numbered reload: `read` from the database, then `replace`.
-    func reload(_ read: () async throws -> Value) async rethrows {
-        let number = nextReload()
-        replace(with: try await read(), reload: number)
     }
 }

@@ -12,8 +12,8 @@ can run two replicas side by side. All servers of one database share one admin t
 (AVIARY_ADMIN_TOKEN defines the bootstrap admin key; two different tokens would replace
 each other's key).
 
-Run: scripts/test (does everything), or by hand
-  AVIARY_TEST_DATABASE_URL=postgres://… python3 -m pytest -q -p no:cacheprovider Tests/e2e
+Run: scripts/test (does everything), or by hand with its virtualenv
+  AVIARY_TEST_DATABASE_URL=postgres://… .aviary/test-venv/bin/python -m pytest -q -p no:cacheprovider Tests/e2e
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -129,7 +130,7 @@ def test_the_integrations_page_builds_on_it_and_its_python_example_prints_what_i
     example = next(b for lang, b in fenced(page) if lang == "python" and "OFREPProvider(" in b)
     key = create_client_key(server, "docs")
     code = example.replace('"http://127.0.0.1:8080"', repr(server.url)).replace('"avk_…"', repr(key))
-    result = subprocess.run(["python3", "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     lines = example.splitlines()
     shown = [lines[i + 1][2:].split("  ")[0].strip() for i, line in enumerate(lines[:-1])

@@ -46,10 +46,10 @@ struct AviaryServerParts {
         let reportSource = ReportSource(primary: database, replica: replica, maxLag: configuration.replicaMaxLag, logger: logger)
         let authenticator = KeyAuthenticator()
         let snapshots = SnapshotStore()
-        let exposures = ExposureRecorder(repository: database.exposures, logger: logger)
+        let metrics = AviaryMetrics()
+        let exposures = ExposureRecorder(repository: database.exposures, metrics: metrics, logger: logger)
         let feed = ConfigFeed(database: database, snapshots: snapshots, authenticator: authenticator, pollInterval: configuration.configPollInterval, logger: logger)
 
-        let metrics = AviaryMetrics()
         let router = Router(context: AviaryRequestContext.self)
         OpenAPIController(document: try OpenAPIController.loadDocument()).addRoutes(to: router)
         IndexController().addRoutes(to: router)

@@ -17,8 +17,8 @@ extension AssignmentContext {
             let p = path[name]
             switch (name, value) {
             case (_, .null): continue
-            case ("user_id", _): userID = issues.string(value, p)
-            case ("anonymous_id", _): anonymousID = issues.string(value, p)
+            case ("user_id", _): userID = Self.unit(value, p, &issues)
+            case ("anonymous_id", _): anonymousID = Self.unit(value, p, &issues)
             case (_, .string(let s)):
                 guard s.utf8.count <= 4 * Self.maxValueLength else {
                     issues.add(p, "is longer than \(4 * Self.maxValueLength) bytes")
@@ -31,8 +31,23 @@ extension AssignmentContext {
             }
         }
         if let unitField, let key = attributes.removeValue(forKey: unitField) {
-            userID = userID ?? key.text
-            anonymousID = anonymousID ?? key.text
+            if key.text.utf8.count > Self.maxValueLength {
+                issues.add(path[unitField], "must be at most \(Self.maxValueLength) bytes")
+            } else {
+                userID = userID ?? key.text
+                anonymousID = anonymousID ?? key.text
+            }
         }
+    }
+
+    /// A unit id: 1 to `maxValueLength` bytes, as an event's (exposures are indexed by unit, and
+    /// PostgreSQL's indexes hold entries of at most about 2.7 kB).
+    static func unit(_ value: JSON, _ path: JSONPath, _ issues: inout IssueCollector) -> String? {
+        guard let s = issues.string(value, path) else { return nil }
+        guard !s.isEmpty, s.utf8.count <= maxValueLength else {
+            issues.add(path, "must be 1 to \(maxValueLength) bytes")
+            return nil
+        }
+        return s
     }
 }

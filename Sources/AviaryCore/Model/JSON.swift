@@ -95,17 +95,38 @@ extension JSON {
     public enum ParseError: Error, Sendable, Equatable {
         case invalid(String)
         case tooDeep
+        /// Well-formed JSON with a string (or a member name) that PostgreSQL cannot store
+        /// (`StorableText`), at `path`.
+        case unstorable(path: String)
 
         /// What went wrong, in words for an error message (no Swift syntax).
         public var reason: String {
             switch self {
             case .invalid(let reason): reason
             case .tooDeep: "nested deeper than \(JSON.maxNestingDepth) levels"
+            case .unstorable(let path): "\(path.isEmpty ? "$" : path) \(StorableText.nulProblem)"
+            }
+        }
+
+        /// The problem as a validation issue of the document at `document` (the root, or a line
+        /// of NDJSON): at its path for unstorable text, at the document otherwise.
+        public func issue(in document: JSONPath = .root, invalid: String = "the body is not valid JSON") -> ValidationIssue {
+            switch self {
+            case .unstorable(let path):
+                let joined = document.description.isEmpty || path.isEmpty || path.hasPrefix("[") ? document.description + path : "\(document).\(path)"
+                return ValidationIssue(path: joined, message: StorableText.nulProblem)
+            default:
+                return ValidationIssue(path: document.description, message: "\(invalid): \(reason)")
             }
         }
     }
 
-    /// Parses UTF-8 JSON, refusing documents nested deeper than `maxNestingDepth`.
+    /// A step of the path to an unstorable string, collected as the error unwinds.
+    private enum Step { case key(String), index(Int) }
+    private struct Unstorable: Error { var steps: [Step] }
+
+    /// Parses UTF-8 JSON, refusing documents nested deeper than `maxNestingDepth` and strings or
+    /// member names PostgreSQL cannot store (`ParseError.unstorable`, with the path).
     ///
     /// Foundation's `JSONSerialization` reads the bytes (about 4× faster than decoding this enum
     /// through `Codable`, which event ingestion spent most of its time in), and the result is
@@ -121,38 +142,71 @@ extension JSON {
             let message = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
             throw .invalid(message ?? error.localizedDescription)
         }
-        return try JSON(foundation: value)
+        do {
+            return try JSON(foundation: value)
+        } catch let error as Unstorable {
+            var path = JSONPath.root
+            for step in error.steps.reversed() {
+                switch step {
+                case .key(let name): path = path[name]
+                case .index(let i): path = path[i]
+                }
+            }
+            throw .unstorable(path: path.description)
+        } catch let error as ParseError {
+            throw error
+        } catch {
+            throw .invalid("\(error)")
+        }
     }
 
     private static let booleanClass: AnyClass = type(of: NSNumber(value: true))
 
     /// Swift's containers and strings are tried first: asking a Swift dictionary whether it is an
     /// `NSNull` or an `NSNumber` bridges it, with its contents, to Objective-C.
-    private init(foundation value: Any) throws(ParseError) {
+    /// An unstorable string throws `Unstorable`, whose steps each container adds to on the way
+    /// out: the path costs nothing unless there is one.
+    private init(foundation value: Any) throws {
         if let object = value as? [String: Any] {
             var fields: [String: JSON] = [:]
             fields.reserveCapacity(object.count)
-            for (key, field) in object { fields[key] = try JSON(foundation: field) }
+            for (key, field) in object {
+                guard StorableText.isStorable(key) else { throw Unstorable(steps: [.key(key.replacingOccurrences(of: "\u{0}", with: "\\u0000"))]) }
+                do {
+                    fields[key] = try JSON(foundation: field)
+                } catch var error as Unstorable {
+                    error.steps.append(.key(key))
+                    throw error
+                }
+            }
             self = .object(fields)
         } else if let array = value as? [Any] {
             var elements: [JSON] = []
             elements.reserveCapacity(array.count)
-            for element in array { elements.append(try JSON(foundation: element)) }
+            for (index, element) in array.enumerated() {
+                do {
+                    elements.append(try JSON(foundation: element))
+                } catch var error as Unstorable {
+                    error.steps.append(.index(index))
+                    throw error
+                }
+            }
             self = .array(elements)
         } else if let string = value as? String {
+            guard StorableText.isStorable(string) else { throw Unstorable(steps: []) }
             self = .string(string)
         } else if let number = value as? NSNumber {
             if type(of: number) == JSON.booleanClass {
                 self = .bool(number.boolValue)
             } else {
                 let double = number.doubleValue
-                guard double.isFinite else { throw .invalid("Number \(number) is not representable") }
+                guard double.isFinite else { throw ParseError.invalid("Number \(number) is not representable") }
                 self = .number(double)
             }
         } else if value is NSNull {
             self = .null
         } else {
-            throw .invalid("unexpected value \(type(of: value))")
+            throw ParseError.invalid("unexpected value \(type(of: value))")
         }
     }
 

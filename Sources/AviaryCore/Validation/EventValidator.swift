@@ -8,6 +8,9 @@ public enum EventValidator {
     public static let maxPropsBytes = 16 * 1024
     /// Events stamped further in the future than this are refused: a clock that far off is a bug.
     public static let maxFutureSkew: TimeInterval = 24 * 3600
+    /// Events stamped before 2000-01-01T00:00:00Z are refused: a time that early is a clock that
+    /// was never set or a date parsed wrong, and it would land in no partition a report reads.
+    public static let earliest = Date(timeIntervalSince1970: 946_684_800)
 
     static let fields: Set<String> = [
         "id", "type", "user_id", "anonymous_id", "ts", "value", "model", "app_version", "experiment", "variant", "props",
@@ -23,7 +26,7 @@ public enum EventValidator {
             do {
                 json = try JSON.parse(bytes)
             } catch {
-                return .failure(ValidationFailure([ValidationIssue(path: "", message: "the body is not valid JSON: \(error)")]))
+                return .failure(ValidationFailure([error.issue()]))
             }
             guard case .array(let items) = json else {
                 return .failure(ValidationFailure([ValidationIssue(path: "", message: "must be an array of events, not \(json.typeName)")]))
@@ -39,7 +42,7 @@ public enum EventValidator {
                 do {
                     items.append(try JSON.parse(trimmed))
                 } catch {
-                    issues.append(ValidationIssue(path: "[\(items.count + issues.count)]", message: "line is not valid JSON: \(error)"))
+                    issues.append(error.issue(in: JSONPath.root[items.count + issues.count], invalid: "line is not valid JSON"))
                 }
                 if items.count + issues.count > maxBatch { break }
             }
@@ -83,6 +86,8 @@ public enum EventValidator {
             if let parsed = Timestamp.parse(raw) {
                 if parsed.timeIntervalSince(now) > maxFutureSkew {
                     issues.add(path["ts"], "is more than a day in the future")
+                } else if parsed < earliest {
+                    issues.add(path["ts"], "is before 2000-01-01T00:00:00Z")
                 } else {
                     ts = parsed
                 }

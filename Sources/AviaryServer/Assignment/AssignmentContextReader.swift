@@ -18,38 +18,57 @@ enum AssignmentContextReader {
         var mintedAnonymousID: String?
     }
 
-    static func read(_ request: Request) -> Result {
+    /// The context of `request`; `400 invalid_request` naming the header, cookie or query
+    /// parameter when one holds text PostgreSQL cannot store (`StorableText`): its exposures
+    /// would be refused with every other one in their batch.
+    static func read(_ request: Request) throws -> Result {
         var attributes: [String: Scalar] = [:]
-        func set(_ name: String, _ value: String) {
+        var issues = IssueCollector()
+        func bounded(_ value: String, from source: String) -> String {
+            if !StorableText.isStorable(value) { issues.add(JSONPath.root[source], StorableText.nulProblem) }
+            return StorableText.prefix(value, bytes: maxValueLength)
+        }
+        func set(_ name: String, _ value: String, from source: String) {
+            let value = bounded(value, from: source)
             guard attributes.count < maxAttributes || attributes[name] != nil else { return }
-            attributes[name] = .string(String(value.prefix(maxValueLength)))
+            attributes[name] = .string(value)
         }
 
         var anonymousID: String?
         request.headers.forEachCookie { name, value in
-            if name == cookieName, !value.isEmpty { anonymousID = String(value.prefix(maxValueLength)) }
-            set("cookie." + name, value)
+            let source = "cookie." + name
+            if name == cookieName, !value.isEmpty { anonymousID = bounded(value, from: source) }
+            set(source, value, from: source)
         }
 
         let query = request.uri.queryParameters
         for (key, value) in query {
             let k = String(key)
-            if k.hasPrefix("attr."), k.count > 5 { set(normalize(k.dropFirst(5)), String(value)) }
+            if k.hasPrefix("attr."), k.count > 5 { set(normalize(k.dropFirst(5)), String(value), from: k) }
         }
         for field in request.headers {
             let name = field.name.canonicalName.lowercased()
             if name.hasPrefix(attrHeaderPrefix), name.count > attrHeaderPrefix.count {
-                set(normalize(name.dropFirst(attrHeaderPrefix.count)), field.value)
+                set(normalize(name.dropFirst(attrHeaderPrefix.count)), field.value, from: field.name.rawName)
             }
         }
-        if let region = request.headers[.aviaryRegion] { set("region", region) }
-        if let country = request.headers[.cfIPCountry] ?? request.headers[.cloudFrontViewerCountry] ?? request.headers[.countryCode] {
-            set("country", country)
+        if let region = request.headers[.aviaryRegion] { set("region", region, from: HTTPField.Name.aviaryRegion.rawName) }
+        for name in [HTTPField.Name.cfIPCountry, .cloudFrontViewerCountry, .countryCode] {
+            if let country = request.headers[name] {
+                set("country", country, from: name.rawName)
+                break
+            }
         }
-        if let agent = request.headers[.userAgent] { set("user_agent", agent) }
+        if let agent = request.headers[.userAgent] { set("user_agent", agent, from: HTTPField.Name.userAgent.rawName) }
 
-        var userID = request.headers[.aviaryUser] ?? query.get("user")
-        if let u = userID { userID = u.isEmpty ? nil : String(u.prefix(maxValueLength)) }
+        var userID: String?
+        if let header = request.headers[.aviaryUser] {
+            userID = bounded(header, from: HTTPField.Name.aviaryUser.rawName)
+        } else if let parameter = query.get("user") {
+            userID = bounded(parameter, from: "user")
+        }
+        if userID?.isEmpty == true { userID = nil }
+        guard issues.isEmpty else { throw APIError.invalidRequest(issues.issues) }
         var minted: String?
         if anonymousID == nil {
             minted = UUID().uuidString.lowercased()

@@ -10,7 +10,7 @@ import Synchronization
 /// remembers the last variant it recorded for each recent (experiment, unit), so a unit served
 /// the same variant again costs a lookup and no write: writes follow changes of variant. The
 /// database keeps each variant's earliest exposure in any case (`ExposureRepository`).
-public final class ExposureRecorder: Service, Sendable {
+final class ExposureRecorder: Service, Sendable {
     struct State {
         /// (experiment, unit) pairs per generation; at most twice this many are remembered.
         var capacity = 500_000
@@ -48,11 +48,13 @@ public final class ExposureRecorder: Service, Sendable {
     private let state = Mutex(State())
     private let repository: ExposureRepository
     private let interval: Duration
+    private let metrics: AviaryMetrics?
     private let logger: Logger
 
-    public init(repository: ExposureRepository, interval: Duration = .milliseconds(200), logger: Logger) {
+    init(repository: ExposureRepository, interval: Duration = .milliseconds(200), metrics: AviaryMetrics? = nil, logger: Logger) {
         self.repository = repository
         self.interval = interval
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -91,6 +93,18 @@ public final class ExposureRecorder: Service, Sendable {
 
     public var queueDepth: Int { state.withLock { $0.pending.count } }
 
+    /// Counts and logs exposures the database refused, once per experiment and flush; the log
+    /// names the experiment, never the unit (it may be a person's id, or the hostile text itself).
+    private func reject(_ refused: [Exposure]) {
+        guard !refused.isEmpty else { return }
+        metrics?.recordRejected(.exposure, count: refused.count)
+        for (experiment, count) in Dictionary(grouping: refused, by: \.experiment).mapValues(\.count).sorted(by: { $0.key < $1.key }) {
+            logger.error(
+                "the database refused exposures; dropped them and wrote the rest of their batch",
+                metadata: ["experiment": "\(experiment.prefix(80))", "count": "\(count)"])
+        }
+    }
+
     public func run() async throws {
         await everyInterval(interval) { await flush() }
         await flush()
@@ -111,8 +125,12 @@ public final class ExposureRecorder: Service, Sendable {
                 // A write on a connection the database cut as it was sent can wait without end,
                 // and the recorder, its queue and graceful shutdown with it. Past the limit it is
                 // left, cancelled, and the batch written again: exposures merge, so a write that
-                // lands twice changes nothing.
-                try await DatabaseDeadline.probe(limit: Self.writeLimit) { [repository] in try await repository.record(batch) }
+                // lands twice changes nothing. Exposures the database refuses for what they hold
+                // are set apart and dropped; the rest of their batch is written.
+                let refused = try await IsolatingWrite.write(batch) { [repository] part in
+                    try await DatabaseDeadline.probe(limit: Self.writeLimit) { try await repository.record(part) }
+                }
+                reject(refused)
             } catch {
                 logger.warning("could not write exposures; will retry", metadata: ["error": "\(String(reflecting: error))", "count": "\(batch.count)"])
                 state.withLock { state in state.pending.insert(contentsOf: batch, at: 0) }

@@ -18,7 +18,7 @@ struct AssignController {
     }
 
     @Sendable func assignAll(_ request: Request, context: AviaryRequestContext) async throws -> Response {
-        let read = AssignmentContextReader.read(request)
+        let read = try AssignmentContextReader.read(request)
         // `?experiments=a,b` (the parameter may repeat) selects; without it, every experiment.
         let values = request.uri.queryParameters.getAll("experiments")
         let selected = values.isEmpty ? nil : values.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }.map(String.init)
@@ -57,7 +57,7 @@ struct AssignController {
         guard let experiment = snapshot.experiment(key) else {
             throw AviaryError.notFound("experiment \"\(key.prefix(80))\" is not active (unknown, draft or archived)")
         }
-        let read = AssignmentContextReader.read(request)
+        let read = try AssignmentContextReader.read(request)
         let assignment = Assigner.assign(read.context, to: experiment, in: snapshot)
         exposures.record(CollectionOfOne(assignment), context: read.context)
         metrics.countAssignments(CollectionOfOne(assignment))

@@ -41,7 +41,11 @@ struct EventsController {
         switch EventValidator.split(buffer.readableBytesView, format: format) {
         case .success(let parsed): items = parsed
         case .failure(let failure):
-            throw APIError(.badRequest, code: "invalid_json", message: APIError.summary(failure.issues), details: failure.issues)
+            // Well-formed JSON with a string PostgreSQL cannot store is a bad event, not bad JSON.
+            let unstorable = failure.issues.allSatisfy { $0.message == StorableText.nulProblem }
+            throw APIError(
+                .badRequest, code: unstorable ? "invalid_events" : "invalid_json",
+                message: (unstorable ? "nothing was stored: " : "") + APIError.summary(failure.issues), details: failure.issues)
         }
         let events: [Event]
         switch EventValidator.validate(items) {

@@ -113,6 +113,8 @@ struct OFREPController {
         do {
             body = try JSON.parse(buffer.readableBytesView)
         } catch {
+            // Text PostgreSQL cannot hold is a context OFREP's clients can correct, not a parse error.
+            if case .unstorable = error { throw Failure(status: .badRequest, code: "INVALID_CONTEXT", details: error.issue().description) }
             throw Failure(status: .badRequest, code: "PARSE_ERROR", details: "the body is not valid JSON: \(error.reason)")
         }
         guard case .object(let object) = body else {

@@ -31,7 +31,7 @@ struct OptOutController {
             }
             guard issues.isEmpty else { throw APIError.invalidRequest(issues.issues) }
         } else {
-            let read = AssignmentContextReader.read(request)
+            let read = try AssignmentContextReader.read(request)
             if let user = read.context.userID { units.append(user) }
             if read.mintedAnonymousID == nil, let anonymous = read.context.anonymousID { units.append(anonymous) }
         }

@@ -31,6 +31,7 @@ extension Request {
         do {
             return try JSON.parse(buffer.readableBytesView)
         } catch {
+            if case .unstorable = error { throw APIError.invalidRequest([error.issue()]) }
             throw APIError.invalidJSON(error.reason)
         }
     }

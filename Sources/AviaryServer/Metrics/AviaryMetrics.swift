@@ -48,6 +48,8 @@ final class AviaryMetrics: Sendable {
         namespace: "aviary", metricName: "replica_up", unitName: "", helpText: "1 while the read replica answers, 0 when not (only with AVIARY_DATABASE_REPLICA_URL)")
     nonisolated(unsafe) static let replicaLag = MetricNameDescriptor(
         namespace: "aviary", metricName: "replica_lag", unitName: "seconds", helpText: "The read replica's replay lag when it answers")
+    nonisolated(unsafe) static let rejectedTotal = MetricNameDescriptor(
+        namespace: "aviary", metricName: "rejected", unitName: "total", helpText: "Rows the database refused for their content, dropped so the rest of their batch was written")
     nonisolated(unsafe) static let guardrailOK = MetricNameDescriptor(
         namespace: "aviary", metricName: "rollout_guardrail_ok", unitName: "", helpText: "1 while a guardrail holds, 0 when broken")
 
@@ -55,6 +57,14 @@ final class AviaryMetrics: Sendable {
         registry.makeCounter(descriptor: Self.requests, labels: [("route", route), ("method", method), ("status", String(status))]).increment()
         registry.makeDurationHistogram(descriptor: Self.latency, labels: [("route", route), ("method", method)], buckets: Self.latencyBuckets)
             .record(duration)
+    }
+
+    /// What the database refused for its content and was dropped, so that the rest of its
+    /// batch could be written (`IsolatingWrite`).
+    enum Rejected: String { case exposure }
+
+    func recordRejected(_ what: Rejected, count: Int) {
+        registry.makeCounter(descriptor: Self.rejectedTotal, labels: [("what", what.rawValue)]).increment(by: Int64(count))
     }
 
     func recordEvents(_ count: Int) {

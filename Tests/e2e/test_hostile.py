@@ -1,0 +1,262 @@
+"""Hostile clients, checked from outside (docs/security.md, "Hostile input"): a client key ships in
+every browser, so anything a browser can send reaches the server. Every route and every string
+field gets NUL, escaped lone surrogates, invalid UTF-8, 1 MiB strings, deep nesting, 1e400, -0,
+huge integers, dates in year 1 and 99999, duplicate keys and wrong types: each answer is below
+500, a 400 names the path of the problem, a refused write stores nothing, and afterwards good
+traffic still flows — exposures reach the report and events are stored.
+
+And the pipelines themselves: one exposure the database refuses, injected below the HTTP layer,
+is dropped and counted (`aviary_rejected_total`) while the rest of its batch lands."""
+
+from __future__ import annotations
+
+import copy
+import http.client
+import json
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from aviary_e2e import Api, Server, admin, create_client_key, create_experiment, expect, poll_until
+from conftest import psql
+
+NOW = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+MIB = "x" * (1 << 20)
+
+# Values put in place of each field (JSON text, spliced into the body as it is sent).
+HOSTILE_VALUES: list[tuple[str, str]] = [
+    ("nul", json.dumps("evil\u0000")),
+    ("nul-only", '"\\u0000"'),
+    ("lone-surrogate", '"\\ud800"'),
+    ("lone-low-surrogate", '"x\\udc00y"'),
+    ("mib-string", json.dumps(MIB)),
+    ("year-1", '"0001-01-01T00:00:00Z"'),
+    ("year-99999", '"99999-01-01T00:00:00Z"'),
+    ("1e400", "1e400"),
+    ("minus-zero", "-0"),
+    ("huge-integer", "123456789012345678901234567890"),
+    ("deep", "[" * 200 + "]" * 200),
+    ("object", '{"a": {"b": "\\u0000"}}'),
+    ("array", '["x", 1, null]'),
+    ("true", "true"),
+    ("null", "null"),
+]
+
+
+def experiment_body(key: str) -> dict:
+    return {
+        "key": key, "name": "Hostile", "description": "a target", "salt": key,
+        "variants": [{"key": "control", "value": {"model": "gpt-4"}, "name": "Control"}, {"key": "treatment", "value": "qwen"}],
+        "control": "control",
+        "rules": [{"name": "staff", "when": {"attr": "email", "ends_with": "@example.com"}, "serve": {"variant": "treatment"}},
+                  {"serve": {"split": [{"variant": "control", "weight": 50}, {"variant": "treatment", "weight": 50}]}}],
+    }
+
+
+def event(unit: str, **fields: Any) -> dict:
+    return {"id": str(uuid.uuid4()), "type": "message", "user_id": unit, "ts": NOW, "model": "gpt-4", "app_version": "1.2.3", **fields}
+
+
+# (name, method, path, key kind, a valid body). Each leaf of the body is replaced in turn.
+ROUTES: list[tuple[str, str, str, str, Any]] = [
+    ("create experiment", "POST", "/v1/experiments", "admin", experiment_body("hostile-new")),
+    ("replace experiment", "PUT", "/v1/experiments/target", "admin", experiment_body("target")),
+    ("patch experiment", "PATCH", "/v1/experiments/target", "admin", {"description": "changed", "variants": experiment_body("t")["variants"]}),
+    ("pause", "POST", "/v1/experiments/target/pause", "admin", {"reason": "looking"}),
+    ("cohort", "PUT", "/v1/cohorts/hostile", "admin", {"name": "Staff", "description": "d", "condition": {"attr": "email", "ends_with": "@x.com"}}),
+    ("metric", "PUT", "/v1/metrics/hostile", "admin", {"kind": "proportion", "event": "message", "where": {"gt": 1}, "name": "M"}),
+    ("key", "POST", "/v1/keys", "admin", {"role": "client", "name": "a key"}),
+    ("events", "POST", "/v1/events", "client", [event("ok-1"), event("ok-2", value=2, props={"k": "v"})]),
+    ("assign", "POST", "/v1/assign", "client", {"context": {"user_id": "u1", "email": "a@b.c", "country": "DE"}, "experiments": ["target"]}),
+    ("ofrep one", "POST", "/ofrep/v1/evaluate/flags/target", "client", {"context": {"targetingKey": "u1", "email": "a@b.c"}}),
+    ("ofrep all", "POST", "/ofrep/v1/evaluate/flags", "client", {"context": {"targetingKey": "u1", "plan": "pro"}}),
+    ("opt-out", "POST", "/v1/opt-out", "client", {"user_id": "u-opt"}),
+]
+
+
+def scalar_paths(value: Any, path: tuple = ()) -> Iterator[tuple]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from scalar_paths(v, path + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from scalar_paths(v, path + (i,))
+    else:
+        yield path
+
+
+MARK = "\u2603hostile\u2603"
+
+
+def with_marker(body: Any, path: tuple) -> str:
+    """The body as JSON text with a marker where the value at `path` goes."""
+    document = copy.deepcopy(body)
+    target = document
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = MARK
+    return json.dumps(document)
+
+
+def send(server: Server, key: str, method: str, path: str, body: bytes, content_type: str = "application/json",
+         extra: dict | None = None) -> tuple[int, bytes]:
+    host, port = server.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": content_type, **(extra or {})}
+    if method in ("PUT", "PATCH") and path.startswith("/v1/experiments/"):
+        headers.setdefault("If-Match", '"999999"')  # stale: a valid body is a 412, never a write
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="module")
+def target(aviary: Server) -> Server:
+    create_experiment(aviary, experiment_body("target"))
+    return aviary
+
+
+def state(server: Server) -> str:
+    """What a refused write must not change: the audit log's newest entry, the events and
+    opt-outs stored, the objects' revisions."""
+    return psql(server.database_url, """
+        SELECT (SELECT coalesce(max(id), 0) FROM audit_log) || '/' || (SELECT count(*) FROM events) || '/' ||
+               (SELECT count(*) FROM opt_outs) || '/' || (SELECT coalesce(string_agg(key || ':' || revision, ',' ORDER BY key), '') FROM experiments)
+               || '/' || (SELECT count(*) FROM cohorts) || '/' || (SELECT count(*) FROM metrics) || '/' || (SELECT count(*) FROM api_keys)""")
+
+
+def check_answer(what: str, status: int, text: bytes, before: str, server: Server) -> str:
+    """Asserts what every answer to hostile input must be; returns the state to compare the next
+    refused write with."""
+    assert status < 500, f"{what}: {status} {text[:300]!r}\n{server.log_tail()}"
+    if status < 400:
+        return state(server)
+    after = state(server)
+    assert after == before, f"{what}: answered {status} yet changed {before} → {after}"
+    answer = json.loads(text) if text else {}
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if status == 400 and error and error["code"] in ("invalid_request", "invalid_events"):
+        assert error["details"] and all(d["path"] is not None for d in error["details"]), (what, answer)
+    return before
+
+
+def good_traffic_flows(server: Server, client: Api, round: str) -> None:
+    """The probe after the hostile traffic: new users' exposures reach the report and their
+    events are stored."""
+    api = admin(server)
+    key = f"probe-{round}"
+    create_experiment(server, {"key": key, "variants": [{"key": "a", "value": 1}, {"key": "b", "value": 2}], "control": "a",
+                               "rules": [{"serve": {"split": [{"variant": "a", "weight": 50}, {"variant": "b", "weight": 50}]}}]})
+    for i in range(20):
+        expect(client.get(f"/v1/assign/{key}", headers={"X-Aviary-User": f"{key}-{i}"}), 200)
+    answer = expect(client.post("/v1/events", json=[event(f"{key}-{i}") for i in range(20)]), 200).json()
+    assert answer == {"accepted": 20, "duplicates": 0}, answer
+    poll_until(lambda: exposed(api, key) == 20, timeout=5)
+
+
+def test_every_field_of_every_route_survives_hostile_values(target: Server) -> None:
+    client = create_client_key(target, "hostile")
+    keys = {"admin": target.admin_token, "client": client}
+    seen = 0
+    before = state(target)
+    for name, method, path, kind, body in ROUTES:
+        for field in scalar_paths(body):
+            template = with_marker(body, field)
+            for label, value in HOSTILE_VALUES:
+                payload = template.replace(json.dumps(MARK), value).encode()
+                status, text = send(target, keys[kind], method, path, payload)
+                before = check_answer(f"{name} {'.'.join(map(str, field))} = {label}", status, text, before, target)
+                seen += 1
+        # A member name with a NUL, invalid UTF-8, duplicate keys, a nesting bomb, the wrong
+        # type and nothing, for the whole body.
+        text = json.dumps(body)
+        for label, payload in [
+            ("nul-member", text.replace('"', '"\\u0000', 1).encode()),
+            ("invalid-utf8", text.encode().replace(b'"', b'"\xff\xfe', 1)),
+            ("duplicate-keys", (text[:-1] + ', "name": 1, "name": "\\u0000"}').encode() if isinstance(body, dict) else b"[1, 1]"),
+            ("deep", b"[" * 100_000 + b"]" * 100_000),
+            ("wrong-type", b'"a string"'),
+            ("empty", b""),
+        ]:
+            status, answer = send(target, keys[kind], method, path, payload)
+            before = check_answer(f"{name} {label}", status, answer, before, target)
+            seen += 1
+    assert seen > 1000, seen
+    good_traffic_flows(target, Api(target, client), "matrix")
+
+
+@pytest.mark.parametrize("query", [
+    "user=evil%00", "attr.plan=%00", "user=" + "x" * 20_000, "experiments=target%00", "experiments=%ff%fe", "user=%ed%a0%80",
+])
+def test_hostile_query_strings_on_assignment_are_refused_and_queue_nothing(target: Server, query: str) -> None:
+    client = create_client_key(target, "query")
+    status, text = send(target, client, "GET", f"/v1/assign?{query}", b"")
+    assert status < 500, (query, status, text[:300])
+    if "%00" in query:
+        assert status == 400, (query, status, text)
+        details = json.loads(text)["error"]["details"]
+        assert details and details[0]["path"] in ("user", "attr.plan", "experiments[0]"), details
+
+
+@pytest.mark.parametrize("path", [
+    "/v1/experiments/target/report?from=0001-01-01T00:00:00Z", "/v1/experiments/target/report?from=99999-01-01T00:00:00Z",
+    "/v1/experiments/target/report?to=%00", "/v1/experiments/target/report?by=%00", "/v1/audit?before=99999999999999999999999",
+    "/v1/audit?experiment=%00", "/v1/experiments?status=%00", "/v1/experiments/%00", "/v1/cohorts/%00", "/v1/experiments/target/revisions?x=%00",
+    "/v1/experiments/target/report.csv?metric=%00", "/v1/experiments/target/report?from=1e400",
+])
+def test_hostile_query_strings_on_admin_routes_are_4xx(target: Server, path: str) -> None:
+    status, text = send(target, target.admin_token, "GET", path, b"")
+    assert status < 500, (path, status, text[:300])
+
+
+def metric_value(server: Server, name: str, labels: dict[str, str]) -> float:
+    text = expect(Api(server, None).get("/metrics"), 200).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+def exposed(api: Api, key: str) -> int:
+    report = expect(api.get(f"/v1/experiments/{key}/report"), 200).json()
+    return sum(report["exposed_units"].values()) + report.get("multiple_exposures", 0)
+
+
+def test_a_nul_unit_and_a_poisoned_exposure_batch_stop_nothing(aviary: Server) -> None:
+    api = admin(aviary)
+    create_experiment(aviary, {"key": "flow", "variants": [{"key": "a", "value": 1}, {"key": "b", "value": 2}], "control": "a",
+                               "rules": [{"serve": {"split": [{"variant": "a", "weight": 50}, {"variant": "b", "weight": 50}]}}]})
+    client = Api(aviary, create_client_key(aviary, "flow"))
+    # The request that once blinded a replica: OFREP with a NUL in the targeting key.
+    answer = client.post("/ofrep/v1/evaluate/flags/flow", json={"context": {"targetingKey": "evil\u0000"}})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["errorCode"] == "INVALID_CONTEXT" and "context.targetingKey" in answer.json()["errorDetails"], answer.text
+
+    # A row the database refuses for its content, below the HTTP layer: a constraint refuses one
+    # unit, as PostgreSQL refuses text it cannot hold. Its exposure travels with the next
+    # users' in one batch.
+    psql(aviary.database_url, "ALTER TABLE exposure_history ADD CONSTRAINT e2e_poison CHECK (unit <> 'poison-unit')")
+    try:
+        rejected = metric_value(aviary, "aviary_rejected_total", {"what": "exposure"})
+        expect(client.get("/v1/assign/flow", headers={"X-Aviary-User": "poison-unit"}), 200)
+        started = time.monotonic()
+        for i in range(100):
+            expect(client.get("/v1/assign/flow", headers={"X-Aviary-User": f"good-{i}"}), 200)
+        _, waited = poll_until(lambda: exposed(api, "flow") == 100, timeout=5)
+        assert time.monotonic() - started < 5 + 5, waited
+        poll_until(lambda: metric_value(aviary, "aviary_rejected_total", {"what": "exposure"}) == rejected + 1, timeout=5)
+        log = open(aviary.log_path, encoding="utf-8", errors="replace").read()
+        assert "refused exposures" in log and "flow" in log and "poison-unit" not in log, aviary.log_tail()
+    finally:
+        psql(aviary.database_url, "ALTER TABLE exposure_history DROP CONSTRAINT e2e_poison")
+    # The refused unit was dropped, not kept for ever: later ones still land.
+    expect(client.get("/v1/assign/flow", headers={"X-Aviary-User": "after"}), 200)
+    poll_until(lambda: exposed(api, "flow") == 101, timeout=5)

@@ -37,16 +37,21 @@ public struct APIKeyRepository: Sendable {
             """, logger: logger)
     }
 
-    /// Every key that is not revoked, digests included, for the in-memory authenticator.
-    public func active() async throws -> [APIKey] {
+    /// Every key that is not revoked, digests included, for the in-memory authenticator; a row
+    /// whose role this version does not know is `.unreadable` (and authenticates nothing).
+    public func active() async throws -> [Stored<APIKey>] {
         let rows = try await database.client.query(
             "SELECT id, role, name, key_prefix, key_hash, created_at, created_by FROM api_keys WHERE revoked_at IS NULL ORDER BY created_at, id",
             logger: logger)
-        var result: [APIKey] = []
+        var result: [Stored<APIKey>] = []
         for try await (id, role, name, prefix, hash, createdAt, createdBy) in rows.decode((String, String, String, String, ByteBuffer, Date, String?).self) {
-            guard let role = APIKeyRole(rawValue: role) else { continue }
+            guard let role = APIKeyRole(rawValue: role) else {
+                let problem = "its role \"\(role.prefix(40))\" is not one of \(APIKeyRole.allCases.map(\.rawValue).joined(separator: ", "))"
+                result.append(.unreadable(UnreadableObject(kind: .key, key: id, problem: problem)))
+                continue
+            }
             result.append(
-                APIKey(id: id, role: role, name: name, prefix: prefix, hash: Array(buffer: hash), createdAt: createdAt, createdBy: createdBy))
+                .readable(APIKey(id: id, role: role, name: name, prefix: prefix, hash: Array(buffer: hash), createdAt: createdAt, createdBy: createdBy)))
         }
         return result
     }

@@ -7,7 +7,8 @@ import PostgresNIO
 protocol StoredConfigObject: ConfigObject {
     /// `SELECT <columns> FROM <table>` decodes with `decode`; fixed SQL text.
     static var selectAll: String { get }
-    static func decode(_ rows: PostgresRowSequence) async throws -> [Self]
+    /// Every row, each read on its own: one this version cannot read is `.unreadable`.
+    static func decode(_ rows: PostgresRowSequence) async throws -> [StoredRow<Self>]
     /// Reads what validation needs under the configuration lock and validates `body`.
     static func validated(_ body: JSON, key: String, on connection: PostgresConnection, logger: Logger) async throws -> Self
     /// What refers to the object `key`, by kind, each list sorted.
@@ -23,7 +24,7 @@ protocol StoredConfigObject: ConfigObject {
 struct ObjectTable<Object: ConfigObject>: Sendable {
     let selectAll: String
     let assignmentReadsIt: Bool
-    let decode: @Sendable (PostgresRowSequence) async throws -> [Object]
+    let decode: @Sendable (PostgresRowSequence) async throws -> [StoredRow<Object>]
     let validated: @Sendable (JSON, String, PostgresConnection, Logger) async throws -> Object
     let users: @Sendable (String, PostgresConnection, Logger) async throws -> [(kind: String, keys: [String])]
     let upsert: @Sendable (Object) -> PostgresQuery
@@ -39,6 +40,14 @@ extension ObjectTable where Object: StoredConfigObject {
     }
 }
 
+/// A stored row as read, with the revision and creation time every row has, so that a `PUT`
+/// can repair one that cannot be read.
+struct StoredRow<Object: Sendable>: Sendable {
+    var stored: Stored<Object>
+    var revision: Int
+    var createdAt: Date
+}
+
 /// Cohorts and metric definitions: one store for objects kept by key with a revision. Each write
 /// is one unit of work under the configuration lock (so a cohort cannot be deleted while an
 /// experiment naming it is being written): load, apply the core's rule (`ConfigObject.put`,
@@ -50,53 +59,76 @@ public struct ConfigObjectStore<Object: ConfigObject>: Sendable {
 
     /// Creates or replaces the object `key` from a request body.
     public func put(_ key: String, body: JSON, ifMatch: Int?, actor: String?, now: Date = Date()) async throws -> (Object, PutOutcome) {
-        try await write(key, ifMatch: ifMatch, actor: actor, now: now) { _ in body }
+        try await write(key, ifMatch: ifMatch, actor: actor, now: now, repairs: true) { _ in body }
     }
 
     /// A JSON merge patch (RFC 7396) of the object `key`, which must exist: merged into it in the
     /// same transaction, then validated and written as that `PUT` would be.
     public func patch(_ key: String, patch: JSON, ifMatch: Int?, actor: String?, now: Date = Date()) async throws -> Object {
-        try await write(key, ifMatch: ifMatch, actor: actor, now: now) { current in
+        try await write(key, ifMatch: ifMatch, actor: actor, now: now, repairs: false) { current in
             guard let current else { throw AviaryError.notFound("\(Object.kind) \"\(key)\" does not exist") }
             return current.json.applying(mergePatch: patch)
         }.0
     }
 
     /// One `PUT` of the object `key` under the configuration lock: the document `body` makes of
-    /// the stored object (nil when there is none), validated, written, audited.
+    /// the stored object (nil when there is none), validated, written, audited. A row that cannot
+    /// be read is written over only when the write `repairs` (a whole document), else refused.
     private func write(
-        _ key: String, ifMatch: Int?, actor: String?, now: Date, body: @Sendable (Object?) throws -> JSON
+        _ key: String, ifMatch: Int?, actor: String?, now: Date, repairs: Bool, body: @Sendable (Object?) throws -> JSON
     ) async throws -> (Object, PutOutcome) {
         try await database.configTransaction { connection in
-            let current = try await fetch(key, on: connection)
+            let row = try await fetch(key, on: connection)
+            if let unreadable = row?.stored.unreadable, !repairs { throw unreadable.writeRefused }
+            let current = row?.stored.object
             let parsed = try await table.validated(try body(current), key, connection, logger)
-            let change = try Object.put(parsed, over: current, ifMatch: ifMatch, now: now)
+            // A whole valid document repairs a row that cannot be read: it replaces it as it
+            // would replace the object the row held, at the row's revision.
+            let before = current ?? row.map { row in
+                var standIn = parsed
+                (standIn.revision, standIn.createdAt) = (row.revision, row.createdAt)
+                return standIn
+            }
+            let change = try Object.put(parsed, over: before, ifMatch: ifMatch, now: now)
             try await save(change, key: key, on: connection, actor: actor)
             return (change.object!, change.outcome)
         }
     }
 
-    /// Deletes the object `key`; refused while something uses it.
+    /// Deletes the object `key`; refused while something uses it. Also repairs a row that
+    /// cannot be read, by removing it.
     public func delete(_ key: String, actor: String?) async throws {
         try await database.configTransaction { connection in
             let users = try await table.users(key, connection, logger)
-            let change = try Object.delete(try await fetch(key, on: connection), key: key, usedBy: users)
+            let row = try await fetch(key, on: connection)
+            if row?.stored.unreadable != nil {
+                try Object.refuseDeleting(key, whileUsedBy: users)
+                try await save(ConfigObjectChange(object: nil, before: nil), key: key, on: connection, actor: actor)
+                return
+            }
+            let change = try Object.delete(row?.stored.object, key: key, usedBy: users)
             try await save(change, key: key, on: connection, actor: actor)
         }
     }
 
+    /// The object `key`; one whose row cannot be read is `409 stored_object_unreadable`.
     public func get(_ key: String) async throws -> Object {
         try await database.client.withConnection { connection in
-            guard let object = try await fetch(key, on: connection) else { throw AviaryError.notFound("\(Object.kind) \"\(key)\" does not exist") }
-            return object
+            switch try await fetch(key, on: connection)?.stored {
+            case .readable(let object)?: return object
+            case .unreadable(let unreadable)?: throw unreadable.writeRefused
+            case nil: throw AviaryError.notFound("\(Object.kind) \"\(key)\" does not exist")
+            }
         }
     }
 
+    /// The readable objects; rows that cannot be read are left out (`/readyz` lists them).
     public func list() async throws -> [Object] {
         try await table.decode(try await database.client.query(PostgresQuery(unsafeSQL: table.selectAll + " ORDER BY key"), logger: logger))
+            .compactMap(\.stored.object)
     }
 
-    func fetch(_ key: String, on connection: PostgresConnection) async throws -> Object? {
+    func fetch(_ key: String, on connection: PostgresConnection) async throws -> StoredRow<Object>? {
         var bindings = PostgresBindings()
         bindings.append(key)
         return try await table.decode(try await connection.query(PostgresQuery(unsafeSQL: table.selectAll + " WHERE key = $1", binds: bindings), logger: logger)).first
@@ -115,17 +147,23 @@ extension Cohort: StoredConfigObject {
     static let selectAll = "SELECT key, name, description, condition::text, revision, created_at, updated_at FROM cohorts"
     static let assignmentReadsIt = true
 
-    static func decode(_ rows: PostgresRowSequence) async throws -> [Cohort] {
-        var result: [Cohort] = []
+    static func decode(_ rows: PostgresRowSequence) async throws -> [StoredRow<Cohort>] {
+        var result: [StoredRow<Cohort>] = []
         for try await (key, name, description, conditionText, revision, createdAt, updatedAt) in rows.decode(
             (String, String, String, String, Int, Date, Date).self)
         {
             var issues = IssueCollector()
-            guard let condition = ConditionParser(knownCohorts: nil).parse(try JSON.stored(conditionText), at: .root, issues: &issues) else {
-                throw StoredDataError(description: "stored cohort \(key) could not be read: \(issues.issues)")
+            let stored: Stored<Cohort>
+            if let document = try? JSON.stored(conditionText),
+                let condition = ConditionParser(knownCohorts: nil).parse(document, at: JSONPath.root["condition"], issues: &issues), issues.isEmpty
+            {
+                stored = .readable(
+                    Cohort(key: key, name: name, description: description, condition: condition, revision: revision, createdAt: createdAt, updatedAt: updatedAt))
+            } else {
+                let problem = issues.isEmpty ? "its condition is not JSON" : ValidationFailure.summary(issues.issues)
+                stored = .unreadable(UnreadableObject(kind: .cohort, key: key, problem: problem))
             }
-            result.append(
-                Cohort(key: key, name: name, description: description, condition: condition, revision: revision, createdAt: createdAt, updatedAt: updatedAt))
+            result.append(StoredRow(stored: stored, revision: revision, createdAt: createdAt))
         }
         return result
     }
@@ -166,16 +204,20 @@ extension Metric: StoredConfigObject {
     /// Reports read metrics; assignment does not.
     static let assignmentReadsIt = false
 
-    static func decode(_ rows: PostgresRowSequence) async throws -> [Metric] {
-        var result: [Metric] = []
+    static func decode(_ rows: PostgresRowSequence) async throws -> [StoredRow<Metric>] {
+        var result: [StoredRow<Metric>] = []
         for try await (key, definition, revision, createdAt, updatedAt) in rows.decode((String, String, Int, Date, Date).self) {
-            guard case .success(var metric) = MetricValidator.validate(try JSON.stored(definition), key: key) else {
-                throw StoredDataError(description: "stored metric \(key) could not be read")
+            let stored: Stored<Metric>
+            switch (try? JSON.stored(definition)).map({ MetricValidator.validate($0, key: key) }) {
+            case .success(var metric)?:
+                metric.revision = revision
+                metric.createdAt = createdAt
+                metric.updatedAt = updatedAt
+                stored = .readable(metric)
+            case .failure(let failure)?: stored = .unreadable(UnreadableObject(kind: .metric, key: key, problem: failure.summary))
+            case nil: stored = .unreadable(UnreadableObject(kind: .metric, key: key, problem: "its definition is not JSON"))
             }
-            metric.revision = revision
-            metric.createdAt = createdAt
-            metric.updatedAt = updatedAt
-            result.append(metric)
+            result.append(StoredRow(stored: stored, revision: revision, createdAt: createdAt))
         }
         return result
     }

@@ -14,26 +14,38 @@ public struct ConfigRepository: Sendable {
     let database: AviaryDatabase
     var logger: Logger { database.logger }
 
-    /// Reads active experiments, cohorts and opt-outs in one repeatable-read transaction.
-    public func loadSnapshot() async throws -> ConfigSnapshot {
+    /// Reads active experiments, cohorts and opt-outs in one repeatable-read transaction, each
+    /// row on its own: one that cannot be read is listed in `unreadable` (with a control-only
+    /// stand-in when it is an experiment whose control can still be told) and stops nothing else.
+    public func loadConfiguration() async throws -> StoredConfiguration {
         try await database.transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") { connection in
-            let experiments = try await ExperimentRepository.decode(
+            let experimentRows = try await ExperimentRepository.decodeRows(
                 try await connection.query(
                     "SELECT \(unescaped: ExperimentRepository.columns) FROM experiments WHERE archived_at IS NULL AND status <> 'draft' ORDER BY key",
                     logger: logger))
-            let cohorts = try await Cohort.decode(try await connection.query(PostgresQuery(unsafeSQL: Cohort.selectAll + " ORDER BY key"), logger: logger))
+            let (experiments, unreadableExperiments) = experimentRows.map(\.stored).partitioned()
+            let (cohorts, unreadableCohorts) = try await Cohort.decode(
+                try await connection.query(PostgresQuery(unsafeSQL: Cohort.selectAll + " ORDER BY key"), logger: logger)
+            ).map(\.stored).partitioned()
             let optedOut = Set(try await connection.query("SELECT unit FROM opt_outs", logger: logger).values(String.self))
-            return ConfigSnapshot(
-                revision: Self.revision(experiments: experiments, cohorts: cohorts, optedOut: optedOut), experiments: experiments, cohorts: cohorts,
-                optedOut: optedOut)
+            // Assignment reads no metric; an unreadable one is still shown with the rest.
+            let unreadableMetrics = try await Metric.decode(
+                try await connection.query(PostgresQuery(unsafeSQL: Metric.selectAll + " ORDER BY key"), logger: logger)
+            ).compactMap(\.stored.unreadable)
+            let unreadable = unreadableExperiments + unreadableCohorts + unreadableMetrics
+            return StoredConfiguration(
+                revision: Self.revision(experiments: experiments, cohorts: cohorts, optedOut: optedOut, unreadable: unreadable), experiments: experiments,
+                cohorts: cohorts, optedOut: optedOut, unreadable: unreadable,
+                standIns: experimentRows.filter(\.standInServesControl).compactMap(\.standIn))
         }
     }
 
     /// A digest of what assignment depends on: equal digests mean equal answers.
-    static func revision(experiments: [Experiment], cohorts: [Cohort], optedOut: Set<String>) -> String {
+    static func revision(experiments: [Experiment], cohorts: [Cohort], optedOut: Set<String>, unreadable: [UnreadableObject] = []) -> String {
         var hasher = SHA256()
         for e in experiments { hasher.update(data: Array("e\(e.key)\u{0}\(e.revision)\n".utf8)) }
         for c in cohorts { hasher.update(data: Array("c\(c.key)\u{0}\(c.revision)\n".utf8)) }
+        for u in unreadable { hasher.update(data: Array("u\(u.kind)\u{0}\(u.key)\u{0}\(u.problem)\n".utf8)) }
         for u in optedOut.sorted() { hasher.update(data: Array("o\(u)\n".utf8)) }
         return hasher.finalize().prefix(12).hexString
     }

@@ -19,7 +19,7 @@ public struct ExperimentRepository: Sendable {
         _ command: ExperimentCommand, key: String, actor: String?, now: Date = Date(), notifyHosts: NotifyHosts? = nil
     ) async throws -> ExperimentChange? {
         try await database.configTransaction { connection in
-            let current = try await fetch(key, on: connection, forUpdate: true)
+            let current = try await fetch(key, on: connection, forUpdate: true, repairing: command)
             var validation = command.validatesDefinition ? try await validationContext(on: connection) : ExperimentValidationContext(knownCohorts: nil)
             validation.notifyHosts = notifyHosts
             guard let change = try Experiment.apply(command, key: key, to: current, context: CommandContext(validation: validation, now: now)) else {
@@ -49,7 +49,8 @@ public struct ExperimentRepository: Sendable {
 
     public func revisions(_ key: String) async throws -> [ExperimentRevision] {
         try await database.client.withConnection { connection in
-            guard try await fetch(key, on: connection, forUpdate: false) != nil else {
+            // Also of an experiment whose stored row cannot be read: its history shows what to repair it with.
+            guard try await connection.query("SELECT 1 FROM experiments WHERE key = \(key)", logger: logger).value(Int.self) != nil else {
                 throw AviaryError.notFound("experiment \"\(key)\" does not exist")
             }
             let rows = try await connection.query(
@@ -109,10 +110,19 @@ public struct ExperimentRepository: Sendable {
         try await notifyConfigChanged(on: connection, logger: logger, what: "experiment")
     }
 
-    func fetch(_ key: String, on connection: PostgresConnection, forUpdate: Bool) async throws -> Experiment? {
+    /// The stored experiment `key`, nil when there is none; one that cannot be read is
+    /// `AviaryError.storedObjectUnreadable`, unless `repairing` names the command that will
+    /// write over it (`Experiment.repairTarget`).
+    func fetch(_ key: String, on connection: PostgresConnection, forUpdate: Bool, repairing command: ExperimentCommand? = nil) async throws -> Experiment? {
         let rows = try await connection.query(
             "SELECT \(unescaped: Self.columns) FROM experiments WHERE key = \(key) \(unescaped: forUpdate ? "FOR UPDATE" : "")", logger: logger)
-        return try await Self.decode(rows).first
+        guard let row = try await Self.decodeRows(rows).first else { return nil }
+        switch row.stored {
+        case .readable(let experiment): return experiment
+        case .unreadable(let unreadable):
+            guard let command, let standIn = row.standIn else { throw unreadable.writeRefused }
+            return try Experiment.repairTarget(for: command, unreadable: unreadable, standIn: standIn)
+        }
     }
 
     private func validationContext(on connection: PostgresConnection) async throws -> ExperimentValidationContext {
@@ -133,20 +143,65 @@ public struct ExperimentRepository: Sendable {
         return ExperimentValidationContext(knownCohorts: cohorts, layerOccupants: occupants, knownMetrics: metrics)
     }
 
+    /// An experiment row as read. An unreadable one carries a stand-in with the row's status,
+    /// revision and times: its control served to everyone when the stored document still names
+    /// one (`Experiment.controlOnly`, which assignment may serve), else a bare one that only a
+    /// repair writes over.
+    struct Row: Sendable {
+        var stored: Stored<Experiment>
+        var standIn: Experiment?
+        var standInServesControl = false
+    }
+
+    /// The readable experiments of `rows`; unreadable ones are left out (lists, rollouts).
     static func decode(_ rows: PostgresRowSequence) async throws -> [Experiment] {
-        var result: [Experiment] = []
+        try await decodeRows(rows).compactMap(\.stored.object)
+    }
+
+    /// Every row of `rows`, each read on its own: one that this version cannot read — a
+    /// definition its validator refuses, an unknown status, an unreadable rollout state — is
+    /// `.unreadable` with the validator's message, and never stops the others.
+    static func decodeRows(_ rows: PostgresRowSequence) async throws -> [Row] {
+        var result: [Row] = []
         for try await (key, definition, status, winner, revision, createdAt, updatedAt, archivedAt, rolloutState) in rows.decode(
             (String, String, String, String?, Int, Date, Date, Date?, String?).self)
         {
-            let parsed = ExperimentValidator.validate(try JSON.stored(definition), expectedKey: key, context: .init(knownCohorts: nil))
-            guard case .success(let d) = parsed, let s = ExperimentStatus(rawValue: status) else {
-                throw StoredDataError(description: "stored experiment \(key) could not be read: \(parsed)")
+            let document = try? JSON.stored(definition)
+            var problem: String?
+            var experiment: Experiment?
+            switch document.map({ ExperimentValidator.validate($0, expectedKey: key, context: .init(knownCohorts: nil)) }) {
+            case nil: problem = "its definition is not JSON"
+            case .failure(let failure)?: problem = failure.summary
+            case .success(let d)?:
+                if let s = ExperimentStatus(rawValue: status) {
+                    let state = rolloutState.flatMap { try? JSON.stored($0) }.flatMap(RolloutState.init(storage:))
+                    if rolloutState != nil, state == nil {
+                        problem = "its rollout state cannot be read"
+                    } else {
+                        experiment = Experiment(
+                            definition: d, status: s, winner: winner, revision: revision, createdAt: createdAt, updatedAt: updatedAt,
+                            archivedAt: archivedAt, rolloutState: state)
+                    }
+                } else {
+                    problem = "its status \"\(status.prefix(40))\" is not one of \(ExperimentStatus.allCases.map(\.rawValue).joined(separator: ", "))"
+                }
             }
-            let state = try rolloutState.map { try JSON.stored($0) }.flatMap(RolloutState.init(storage:))
+            if let experiment {
+                result.append(Row(stored: .readable(experiment)))
+                continue
+            }
+            let storedStatus = ExperimentStatus(rawValue: status) ?? .draft
+            let controlOnly = Experiment.controlOnly(
+                key: key, document: document, status: storedStatus, revision: revision, createdAt: createdAt, updatedAt: updatedAt)
+            var standIn = controlOnly ?? Experiment(
+                definition: ExperimentDefinition(key: key, variants: [Variant(key: "control", value: .null)], control: "control", rules: []),
+                status: storedStatus, revision: revision, createdAt: createdAt, updatedAt: updatedAt)
+            standIn.archivedAt = archivedAt
+            standIn.winner = winner.flatMap { standIn.definition.variant($0) == nil ? nil : $0 }
             result.append(
-                Experiment(
-                    definition: d, status: s, winner: winner, revision: revision, createdAt: createdAt, updatedAt: updatedAt,
-                    archivedAt: archivedAt, rolloutState: state))
+                Row(
+                    stored: .unreadable(UnreadableObject(kind: .experiment, key: key, problem: problem ?? "it cannot be read")), standIn: standIn,
+                    standInServesControl: controlOnly != nil))
         }
         return result
     }

@@ -57,8 +57,11 @@ struct AviaryServerParts {
         router.add(middleware: ErrorMiddleware())
         // Also without origins: it answers every preflight (one comparison of the method on other requests).
         router.add(middleware: AviaryCORSMiddleware(origins: Set(configuration.corsOrigins)))
-        MetricsEndpoint(metrics: metrics, exposures: exposures, experiments: database.experiments, reports: reportSource).addRoutes(to: router)
-        HealthController(database: database, migrations: migrations, authenticator: authenticator, snapshots: snapshots).addRoutes(to: router)
+        let unreadable: @Sendable () -> [UnreadableObject] = { (snapshots.snapshot.unreadable + authenticator.unreadable).sorted() }
+        MetricsEndpoint(metrics: metrics, exposures: exposures, unreadable: unreadable, experiments: database.experiments, reports: reportSource)
+            .addRoutes(to: router)
+        HealthController(database: database, migrations: migrations, authenticator: authenticator, snapshots: snapshots, unreadable: unreadable)
+            .addRoutes(to: router)
 
         let admin = AuthMiddleware(authenticator: authenticator, role: .admin)
         // After authentication, which names the key; never on assignment or OFREP.

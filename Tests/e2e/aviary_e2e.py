@@ -430,5 +430,13 @@ def poll_until(check: Callable[[], Any], *, timeout: float, interval: float = 0.
         time.sleep(interval)
 
 
+def eventually(check: Callable[[], Any], *, timeout: float, what: str = "") -> float:
+    """`poll_until` that fails the test when `check` is still falsy after `timeout` s; returns
+    the seconds it took."""
+    value, elapsed = poll_until(check, timeout=timeout)
+    assert value, f"not within {timeout} s: {what or check}"
+    return elapsed
+
+
 def dumps(value: Any) -> str:
     return json.dumps(value, indent=1, sort_keys=True)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import copy
 import http.client
 import json
+import re
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -21,7 +23,7 @@ from typing import Any, Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from aviary_e2e import Api, Server, admin, create_client_key, create_experiment, expect, poll_until
+from aviary_e2e import Api, Server, admin, create_client_key, create_experiment, eventually, expect
 from conftest import psql
 
 NOW = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -158,7 +160,7 @@ def good_traffic_flows(server: Server, client: Api, round: str) -> None:
         expect(client.get(f"/v1/assign/{key}", headers={"X-Aviary-User": f"{key}-{i}"}), 200)
     answer = expect(client.post("/v1/events", json=[event(f"{key}-{i}") for i in range(20)]), 200).json()
     assert answer == {"accepted": 20, "duplicates": 0}, answer
-    poll_until(lambda: exposed(api, key) == 20, timeout=5)
+    eventually(lambda: exposed(api, key) == 20, timeout=5)
 
 
 def test_every_field_of_every_route_survives_hostile_values(target: Server) -> None:
@@ -241,22 +243,30 @@ def test_a_nul_unit_and_a_poisoned_exposure_batch_stop_nothing(aviary: Server) -
     assert answer.json()["errorCode"] == "INVALID_CONTEXT" and "context.targetingKey" in answer.json()["errorDetails"], answer.text
 
     # A row the database refuses for its content, below the HTTP layer: a constraint refuses one
-    # unit, as PostgreSQL refuses text it cannot hold. Its exposure travels with the next
-    # users' in one batch.
+    # unit, as PostgreSQL refuses text it cannot hold. A lock held for a moment keeps the
+    # recorder's first write waiting, so the poisoned exposure and the users after it travel
+    # in one batch.
     psql(aviary.database_url, "ALTER TABLE exposure_history ADD CONSTRAINT e2e_poison CHECK (unit <> 'poison-unit')")
     try:
         rejected = metric_value(aviary, "aviary_rejected_total", {"what": "exposure"})
-        expect(client.get("/v1/assign/flow", headers={"X-Aviary-User": "poison-unit"}), 200)
-        started = time.monotonic()
-        for i in range(100):
-            expect(client.get("/v1/assign/flow", headers={"X-Aviary-User": f"good-{i}"}), 200)
-        _, waited = poll_until(lambda: exposed(api, "flow") == 100, timeout=5)
-        assert time.monotonic() - started < 5 + 5, waited
-        poll_until(lambda: metric_value(aviary, "aviary_rejected_total", {"what": "exposure"}) == rejected + 1, timeout=5)
+        lock = threading.Thread(target=psql, args=(aviary.database_url, "BEGIN; LOCK TABLE exposures IN EXCLUSIVE MODE; SELECT pg_sleep(1.5); COMMIT;"))
+        lock.start()
+        time.sleep(0.3)
+        try:
+            for i in range(100):
+                if i == 10:
+                    expect(client.get("/v1/assign/flow", headers={"X-Aviary-User": "poison-unit"}), 200)
+                expect(client.get("/v1/assign/flow", headers={"X-Aviary-User": f"good-{i}"}), 200)
+        finally:
+            lock.join(timeout=30)
+        eventually(lambda: exposed(api, "flow") == 100, timeout=5, what="the 100 good users' exposures in the report")
+        eventually(lambda: metric_value(aviary, "aviary_rejected_total", {"what": "exposure"}) == rejected + 1, timeout=5)
         log = open(aviary.log_path, encoding="utf-8", errors="replace").read()
-        assert "refused exposures" in log and "flow" in log and "poison-unit" not in log, aviary.log_tail()
+        line = next(line for line in log.splitlines() if "refused exposures" in line)
+        assert "experiment=flow" in line and "poison-unit" not in log, line
+        assert int(re.search(r"batch=(\d+)", line).group(1)) > 1, line
     finally:
         psql(aviary.database_url, "ALTER TABLE exposure_history DROP CONSTRAINT e2e_poison")
     # The refused unit was dropped, not kept for ever: later ones still land.
     expect(client.get("/v1/assign/flow", headers={"X-Aviary-User": "after"}), 200)
-    poll_until(lambda: exposed(api, "flow") == 101, timeout=5)
+    eventually(lambda: exposed(api, "flow") == 101, timeout=5)

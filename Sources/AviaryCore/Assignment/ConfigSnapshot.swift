@@ -7,20 +7,33 @@ public struct ConfigSnapshot: Sendable {
     /// Active experiments ordered by key.
     public let experiments: [CompiledExperiment]
     public let optedOut: Set<String>
+    /// Stored objects that could not be read when this snapshot was loaded
+    /// (`ConfigSnapshot(stored:previous:)` says what is served for them).
+    public let unreadable: [UnreadableObject]
     private let index: [String: Int]
+    /// What the snapshot was compiled from, so that the next one can keep an object it cannot read.
+    private let sources: (experiments: [String: Experiment], cohorts: [String: Cohort])
 
     /// Every condition of the snapshot.
     let program: ConditionProgram
 
-    public init(revision: String, experiments: [Experiment], cohorts: [Cohort], optedOut: Set<String>) {
+    public init(revision: String, experiments: [Experiment], cohorts: [Cohort], optedOut: Set<String>, unreadable: [UnreadableObject] = []) {
         var program = ConditionProgram(cohorts: cohorts)
         let active = experiments.filter { !$0.isArchived && $0.status != .draft }.sorted { $0.key < $1.key }
         self.revision = revision
         self.experiments = active.enumerated().map { CompiledExperiment($1, position: $0, program: &program) }
         self.optedOut = optedOut
+        self.unreadable = unreadable.sorted()
         self.index = Dictionary(uniqueKeysWithValues: self.experiments.enumerated().map { ($1.key, $0) })
+        self.sources = (
+            Dictionary(active.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a }), Dictionary(cohorts.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+        )
         self.program = program
     }
+
+    /// The experiment `key` as this snapshot was compiled from it.
+    public func source(experiment key: String) -> Experiment? { sources.experiments[key] }
+    public func source(cohort key: String) -> Cohort? { sources.cohorts[key] }
 
     /// Resolves a context's attributes once for every experiment of this snapshot.
     public func evaluationContext(_ context: AssignmentContext) -> EvaluationContext {

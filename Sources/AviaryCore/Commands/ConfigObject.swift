@@ -24,6 +24,11 @@ public struct ConfigObjectChange<Object: ConfigObject>: Sendable {
     public var object: Object?
     public var before: Object?
 
+    public init(object: Object?, before: Object?) {
+        self.object = object
+        self.before = before
+    }
+
     /// The audit action: `<kind>.create`, `.update` or `.delete`.
     public var action: String {
         "\(Object.kind)." + (object == nil ? "delete" : before == nil ? "create" : "update")
@@ -48,6 +53,13 @@ extension ConfigObject {
     /// - Parameter users: what refers to it, by kind (`experiments`, `cohorts`), each sorted.
     public static func delete(_ current: Self?, key: String, usedBy users: [(kind: String, keys: [String])]) throws -> ConfigObjectChange<Self> {
         guard let current else { throw AviaryError.notFound("\(kind) \"\(key)\" does not exist") }
+        try refuseDeleting(key, whileUsedBy: users)
+        return ConfigObjectChange(object: nil, before: current)
+    }
+
+    /// The `409` of deleting `key` while something refers to it; also for a stored row that
+    /// cannot be read, which a DELETE repairs.
+    public static func refuseDeleting(_ key: String, whileUsedBy users: [(kind: String, keys: [String])]) throws {
         let using = users.filter { !$0.keys.isEmpty }
         guard using.isEmpty else {
             let named = using.map { "\($0.kind) " + $0.keys.map { "\"\($0)\"" }.joined(separator: ", ") }
@@ -55,7 +67,6 @@ extension ConfigObject {
                 "\(kind) \"\(key)\" is still used by \(named.joined(separator: " and "))",
                 issues: using.flatMap { user in user.keys.map { ValidationIssue(path: user.kind, message: $0) } })
         }
-        return ConfigObjectChange(object: nil, before: current)
     }
 }
 

@@ -123,3 +123,20 @@ extension Experiment {
         return ExperimentChange(experiment: experiment, before: before, action: action, rolloutEvent: event)
     }
 }
+
+extension Experiment {
+    /// What `apply` works on when the stored experiment `key` cannot be read: only a repair may
+    /// write it — a `PUT` of a whole valid definition (`replace`) or an archive — and it applies
+    /// over a stand-in holding the stored row's status, revision and times, so that `If-Match`
+    /// and every other rule of those commands still hold. Any other command is refused with the
+    /// validator's message.
+    public static func repairTarget(
+        for command: ExperimentCommand, unreadable: UnreadableObject, standIn: Experiment
+    ) throws -> Experiment {
+        switch command {
+        case .replace, .archive: return standIn
+        case .create: throw AviaryError.conflict("experiment \"\(unreadable.key)\" already exists")
+        default: throw unreadable.writeRefused
+        }
+    }
+}

@@ -11,4 +11,6 @@ public enum AviaryError: Error, Sendable, Equatable {
     case preconditionRequired(String)
     /// `If-Match` named an older revision.
     case preconditionFailed(current: Int)
+    /// The stored object cannot be read, and only a repair may write it (`UnreadableObject`).
+    case storedObjectUnreadable(String)
 }

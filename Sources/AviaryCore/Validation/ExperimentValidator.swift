@@ -278,4 +278,12 @@ public struct ValidationFailure: Error, Sendable, Equatable {
     public var issues: [ValidationIssue]
 
     public init(_ issues: [ValidationIssue]) { self.issues = issues }
+
+    /// The problems in one line, as error messages give them.
+    public static func summary(_ issues: [ValidationIssue]) -> String {
+        guard let first = issues.first else { return "the request is invalid" }
+        return issues.count == 1 ? first.description : "\(issues.count) problems, the first: \(first.description)"
+    }
+
+    public var summary: String { Self.summary(issues) }
 }

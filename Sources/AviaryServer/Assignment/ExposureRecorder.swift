@@ -95,13 +95,13 @@ final class ExposureRecorder: Service, Sendable {
 
     /// Counts and logs exposures the database refused, once per experiment and flush; the log
     /// names the experiment, never the unit (it may be a person's id, or the hostile text itself).
-    private func reject(_ refused: [Exposure]) {
+    private func reject(_ refused: [Exposure], of batchSize: Int) {
         guard !refused.isEmpty else { return }
         metrics?.recordRejected(.exposure, count: refused.count)
         for (experiment, count) in Dictionary(grouping: refused, by: \.experiment).mapValues(\.count).sorted(by: { $0.key < $1.key }) {
             logger.error(
                 "the database refused exposures; dropped them and wrote the rest of their batch",
-                metadata: ["experiment": "\(experiment.prefix(80))", "count": "\(count)"])
+                metadata: ["experiment": "\(experiment.prefix(80))", "count": "\(count)", "batch": "\(batchSize)"])
         }
     }
 
@@ -130,7 +130,7 @@ final class ExposureRecorder: Service, Sendable {
                 let refused = try await IsolatingWrite.write(batch) { [repository] part in
                     try await DatabaseDeadline.probe(limit: Self.writeLimit) { try await repository.record(part) }
                 }
-                reject(refused)
+                reject(refused, of: batch.count)
             } catch {
                 logger.warning("could not write exposures; will retry", metadata: ["error": "\(String(reflecting: error))", "count": "\(batch.count)"])
                 state.withLock { state in state.pending.insert(contentsOf: batch, at: 0) }

@@ -5,16 +5,19 @@ import Logging
 /// Holds the live API keys in memory so that authentication never waits on the database.
 /// Presented keys are hashed and compared in constant time against every stored digest.
 public final class KeyAuthenticator: Sendable {
-    /// The keys, as the newest reload read them (`Reloaded`).
-    private let keys = Reloaded<[APIKey]>([])
+    /// The key rows, as the newest reload read them (`Reloaded`).
+    private let rows = Reloaded<[Stored<APIKey>]>([])
 
     public init() {}
 
-    public var isLoaded: Bool { keys.isLoaded }
+    public var isLoaded: Bool { rows.isLoaded }
+
+    /// Key rows that could not be read at the last reload; those keys do not authenticate.
+    public var unreadable: [UnreadableObject] { rows.value.compactMap(\.unreadable) }
 
     public func authenticate(_ presented: String) -> APIKey? {
         let digest = APIKeySecret.hash(presented)
-        let keys = self.keys.value
+        let keys = rows.value.compactMap(\.object)
         var match: APIKey?
         // No early exit: the time taken does not depend on which key, if any, matched.
         for key in keys where APIKeySecret.constantTimeEquals(key.hash, digest) {
@@ -25,7 +28,7 @@ public final class KeyAuthenticator: Sendable {
 
     /// The live key with this id (a dashboard session names its key by id).
     public func key(id: String) -> APIKey? {
-        keys.value.first { $0.id == id }
+        rows.value.lazy.compactMap(\.object).first { $0.id == id }
     }
 
     public func reload(from repository: APIKeyRepository) async throws {
@@ -33,8 +36,8 @@ public final class KeyAuthenticator: Sendable {
     }
 
     /// Serves the keys `read` returns unless a reload that started later has already ended.
-    func reload(_ read: () async throws -> [APIKey]) async throws {
-        try await keys.reload(read)
+    func reload(_ read: () async throws -> [Stored<APIKey>]) async throws {
+        try await rows.reload(read)
     }
 }
 

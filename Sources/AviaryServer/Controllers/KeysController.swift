@@ -38,7 +38,7 @@ struct KeysController {
     }
 
     @Sendable func list(_ request: Request, context: AviaryRequestContext) async throws -> Response {
-        Response.json(["keys": .array(try await repository.active().map(\.json))])
+        Response.json(["keys": .array(try await repository.active().compactMap(\.object).map(\.json))])
     }
 
     @Sendable func delete(_ request: Request, context: AviaryRequestContext) async throws -> Response {

@@ -176,9 +176,15 @@ struct DashboardController {
     }
 
     /// What every page's header needs: the session's CSRF token for the logout form.
+    /// Also the banner naming the stored objects this server cannot read.
     func page(_ context: AviaryRequestContext, title: String, _ values: [String: Any]) -> [String: Any] {
         var values = values
         values["title"] = title
+        let unreadable = (feed.snapshots.snapshot.unreadable + keys.unreadable).sorted()
+        if !unreadable.isEmpty {
+            values["hasUnreadable"] = true
+            values["unreadable"] = unreadable.map { ["kind": $0.kind.rawValue, "key": $0.key, "problem": $0.problem] }
+        }
         if let session = context.dashboardSession, let key = context.apiKey {
             values["csrf"] = session.csrfToken(key)
             values["signedIn"] = true

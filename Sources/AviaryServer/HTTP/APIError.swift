@@ -55,10 +55,7 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         APIError(.badRequest, code: "invalid_request", message: summary(issues), details: issues)
     }
 
-    static func summary(_ issues: [ValidationIssue]) -> String {
-        guard let first = issues.first else { return "the request is invalid" }
-        return issues.count == 1 ? first.description : "\(issues.count) problems, the first: \(first.description)"
-    }
+    static func summary(_ issues: [ValidationIssue]) -> String { ValidationFailure.summary(issues) }
 
     /// Maps any error to its HTTP form; unknown errors become a 500 that reveals nothing.
     static func from(_ error: any Error, logger: Logger) -> APIError {
@@ -91,6 +88,7 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         case .notFound(let m): APIError(.notFound, code: "not_found", message: m)
         case .conflict(let m, let issues): APIError(.conflict, code: "conflict", message: m, details: issues)
         case .illegalTransition(let m): APIError(.conflict, code: "illegal_transition", message: m)
+        case .storedObjectUnreadable(let m): APIError(.conflict, code: "stored_object_unreadable", message: m)
         case .preconditionRequired(let m): APIError(.preconditionRequired, code: "precondition_required", message: m)
         case .preconditionFailed(let current):
             APIError(

@@ -18,6 +18,8 @@ final class AviaryMetrics: Sendable {
     private let assignments = Mutex(AssignmentTally())
     /// The rollout gauges of the last scrape, so a rollout that is gone stops being reported.
     private let rolloutGauges = Mutex([String: [Gauge]]())
+    /// Likewise the unreadable objects' gauges, so a repaired object's name disappears.
+    private let unreadableGauges = Mutex([Gauge]())
 
     // MetricNameDescriptor holds only immutable strings but is not marked Sendable.
     static let latencyBuckets: [Duration] = [
@@ -48,6 +50,8 @@ final class AviaryMetrics: Sendable {
         namespace: "aviary", metricName: "replica_up", unitName: "", helpText: "1 while the read replica answers, 0 when not (only with AVIARY_DATABASE_REPLICA_URL)")
     nonisolated(unsafe) static let replicaLag = MetricNameDescriptor(
         namespace: "aviary", metricName: "replica_lag", unitName: "seconds", helpText: "The read replica's replay lag when it answers")
+    nonisolated(unsafe) static let configUnreadable = MetricNameDescriptor(
+        namespace: "aviary", metricName: "config_unreadable", unitName: "", helpText: "1 for each stored object this server's configuration cannot read")
     nonisolated(unsafe) static let rejectedTotal = MetricNameDescriptor(
         namespace: "aviary", metricName: "rejected", unitName: "total", helpText: "Rows the database refused for their content, dropped so the rest of their batch was written")
     nonisolated(unsafe) static let guardrailOK = MetricNameDescriptor(
@@ -81,7 +85,10 @@ final class AviaryMetrics: Sendable {
     /// The text exposition: folds the assignment tally and sets the gauges first.
     ///
     /// `replica`: whether a read replica is configured, and its lag when it answered.
-    func render(exposureQueue: Int, rollouts: [Experiment], replica: (configured: Bool, lag: Double?) = (false, nil)) -> String {
+    /// `unreadable`: the stored objects this server's configuration could not read.
+    func render(
+        exposureQueue: Int, rollouts: [Experiment], replica: (configured: Bool, lag: Double?) = (false, nil), unreadable: [UnreadableObject] = []
+    ) -> String {
         let counts = assignments.withLock { $0.drain() }
         for (key, count) in counts {
             registry.makeCounter(descriptor: Self.assignmentsTotal, labels: [("experiment", key.experiment), ("variant", key.variant)])
@@ -118,6 +125,16 @@ final class AviaryMetrics: Sendable {
             return previous.filter { current[$0.key] == nil }.values.flatMap { $0 }
         }
         for g in stale { registry.unregisterGauge(g) }
+        let shown = unreadable.map { object in
+            let g = registry.makeGauge(descriptor: Self.configUnreadable, labels: [("kind", object.kind.rawValue), ("key", object.key)])
+            g.set(to: 1)
+            return g
+        }
+        let gone = unreadableGauges.withLock { previous in
+            defer { previous = shown }
+            return previous.filter { old in !shown.contains { $0 === old } }
+        }
+        for g in gone { registry.unregisterGauge(g) }
         return registry.emitToString()
     }
 }
@@ -179,6 +196,7 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
 struct MetricsEndpoint {
     let metrics: AviaryMetrics
     let exposures: ExposureRecorder
+    let unreadable: @Sendable () -> [UnreadableObject]
     let experiments: ExperimentRepository
     let reports: ReportSource
 
@@ -186,7 +204,8 @@ struct MetricsEndpoint {
         router.get("metrics") { _, _ -> Response in
             let rollouts = (try? await DatabaseDeadline.probe(limit: .seconds(1)) { try await experiments.rollouts(activeOnly: false) }) ?? []
             let lag = await reports.replicaLag()
-            let text = metrics.render(exposureQueue: exposures.queueDepth, rollouts: rollouts, replica: (reports.replica != nil, lag))
+            let text = metrics.render(
+                exposureQueue: exposures.queueDepth, rollouts: rollouts, replica: (reports.replica != nil, lag), unreadable: unreadable())
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
                 body: .init(byteBuffer: ByteBuffer(string: text)))

@@ -45,6 +45,7 @@ public final class AviaryDatabase: Service, Sendable {
     public var exposures: ExposureRepository { ExposureRepository(database: self) }
     public var reports: ReportRepository { ReportRepository(database: self) }
     public var events: EventRepository { EventRepository(database: self) }
+    public var notices: NoticeOutbox { NoticeOutbox(database: self) }
     public var metrics: ConfigObjectStore<Metric> { ConfigObjectStore(database: self, table: ObjectTable()) }
 
     /// Runs `body` in a transaction holding the configuration lock.

@@ -50,9 +50,7 @@ public struct ExperimentRepository: Sendable {
     public func revisions(_ key: String) async throws -> [ExperimentRevision] {
         try await database.client.withConnection { connection in
             // Also of an experiment whose stored row cannot be read: its history shows what to repair it with.
-            guard try await connection.query("SELECT 1 FROM experiments WHERE key = \(key)", logger: logger).value(Int.self) != nil else {
-                throw AviaryError.notFound("experiment \"\(key)\" does not exist")
-            }
+            try await requireExisting(key, on: connection)
             let rows = try await connection.query(
                 """
                 SELECT revision, action, definition::text, status, winner, actor_key_id, at
@@ -69,6 +67,17 @@ public struct ExperimentRepository: Sendable {
                 result.append(ExperimentRevision(revision: revision, action: action, experiment: .object(document), actorKeyID: actor, at: at))
             }
             return result
+        }
+    }
+
+    /// Throws `notFound` unless a row for experiment `key` exists, readable or not.
+    public func requireExisting(_ key: String) async throws {
+        try await database.client.withConnection { try await requireExisting(key, on: $0) }
+    }
+
+    func requireExisting(_ key: String, on connection: PostgresConnection) async throws {
+        guard try await connection.query("SELECT 1 FROM experiments WHERE key = \(key)", logger: logger).value(Int.self) != nil else {
+            throw AviaryError.notFound("experiment \"\(key)\" does not exist")
         }
     }
 
@@ -107,6 +116,8 @@ public struct ExperimentRepository: Sendable {
             on: connection, logger: logger, actor: actor, action: "experiment.\(action)", targetType: "experiment", targetKey: experiment.key,
             experiment: experiment.key, before: change.before?.json, after: experiment.json)
         if let event = change.rolloutEvent { try await recordRollout(event, experiment, actor: actor, on: connection) }
+        // The notice commits with the change it announces, or not at all (the outbox).
+        if let notice = RolloutNotice(change) { try await database.notices.insert(notice, on: connection) }
         try await notifyConfigChanged(on: connection, logger: logger, what: "experiment")
     }
 

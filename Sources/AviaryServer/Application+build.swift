@@ -71,14 +71,13 @@ struct AviaryServerParts {
         let bounded = DatabaseDeadlineMiddleware<AviaryRequestContext>()
         // After authentication: an unknown caller learns nothing about the routes' parameters.
         let known = KnownQueryParametersMiddleware()
-        let notifier = RolloutNotifier(logger: logger, secret: configuration.notifySecret)
+        let notifier = NoticeDeliverer(outbox: database.notices, logger: logger, secret: configuration.notifySecret, metrics: metrics)
         if configuration.notifyHosts == nil {
             // A notice, not a warning: a healthy default start prints no warning (docs/operations.md).
             logger.notice("AVIARY_NOTIFY_HOSTS is not set: rollout notices may go to any host an admin names (docs/security.md)")
         }
         let experiments = ExperimentsController(
-            repository: database.experiments, rollbackHook: { notifier.notify($0, event: "rolled_back", reason: $0.rolloutState?.reason) },
-            notifyHosts: configuration.notifyHosts)
+            repository: database.experiments, notices: database.notices, notifyHosts: configuration.notifyHosts)
         experiments.addRoutes(
             to: router.group("v1/experiments").add(middleware: admin).add(middleware: known).add(middleware: limited).add(middleware: reload).add(middleware: bounded))
         ConfigObjectsController(store: database.cohorts, path: "/v1/cohorts", listField: "cohorts").addRoutes(
@@ -111,7 +110,7 @@ struct AviaryServerParts {
         var services: [any Service] = [
             database, feed, exposures, notifier, EventPartitionService(
                 repository: database.events, interval: .seconds(6 * 3600), retentionDays: configuration.eventRetentionDays, logger: logger),
-            RolloutLeader(database: database, reports: reportSource, tick: configuration.rolloutTick, notifier: notifier, logger: logger),
+            RolloutLeader(database: database, reports: reportSource, tick: configuration.rolloutTick, logger: logger),
         ]
         if let replica { services.insert(replica, at: 1) }
         if let interval = configuration.reportRefresh {

@@ -234,3 +234,35 @@ struct ExperimentCommandTests {
         #expect(e.rolloutState == nil && Self.canaryWeight(e) == nil)
     }
 }
+
+/// Which changes post a rollout notice, and what it says (docs/api.md, "The notice").
+struct RolloutNoticeTests {
+    static func running(notifyURL: String?) throws -> Experiment {
+        var d = ExperimentCommandTests.definition()
+        d.rollout?.notifyURL = notifyURL
+        let draft = Experiment(definition: d, status: .draft, revision: 1, createdAt: ExperimentCommandTests.t0, updatedAt: ExperimentCommandTests.t0)
+        return try ExperimentCommandTests.change(.lifecycle(.start, winner: nil, reason: nil, ifMatch: nil), to: draft).experiment
+    }
+
+    @Test func aRollbackAndAPausePostTheirNotice() throws {
+        let experiment = try Self.running(notifyURL: "https://hooks.example/aviary")
+        for (action, event) in [(LifecycleAction.rollback, "rolled_back"), (.pause, "paused")] {
+            let change = try ExperimentCommandTests.change(.lifecycle(action, winner: nil, reason: "error spike", ifMatch: nil), to: experiment, at: 5)
+            let notice = try #require(RolloutNotice(change))
+            #expect(notice.event == event && notice.url == "https://hooks.example/aviary" && notice.experiment == "chat")
+            #expect(notice.body["reason"] == "error spike" && notice.body["event"] == .string(event) && notice.body["variant"] == "canary")
+            #expect(notice.body["status"] == .string(change.experiment.status.rawValue))
+            #expect(notice.body["at"] == .string(Timestamp.format(ExperimentCommandTests.t0.addingTimeInterval(5))))
+            #expect(UUID(uuidString: notice.delivery) != nil)
+        }
+    }
+
+    @Test func otherChangesAndRolloutsWithoutAURLPostNone() throws {
+        let experiment = try Self.running(notifyURL: "https://hooks.example/aviary")
+        let paused = try ExperimentCommandTests.change(.lifecycle(.pause, winner: nil, reason: nil, ifMatch: nil), to: experiment)
+        #expect(RolloutNotice(try ExperimentCommandTests.change(.lifecycle(.resume, winner: nil, reason: nil, ifMatch: nil), to: paused.experiment)) == nil)
+        #expect(RolloutNotice(try ExperimentCommandTests.change(.approveRollout, to: experiment)) == nil)
+        let silent = try Self.running(notifyURL: nil)
+        #expect(RolloutNotice(try ExperimentCommandTests.change(.lifecycle(.rollback, winner: nil, reason: nil, ifMatch: nil), to: silent)) == nil)
+    }
+}

@@ -5,8 +5,7 @@ import Hummingbird
 /// `/v1/experiments`: create, list, read, replace, patch, archive, lifecycle and revision history.
 struct ExperimentsController {
     let repository: ExperimentRepository
-    /// Told of every rollback by hand (the rollout webhook).
-    var rollbackHook: (@Sendable (Experiment) -> Void)?
+    let notices: NoticeOutbox
     /// Where rollout notices may go (`AVIARY_NOTIFY_HOSTS`); nil: anywhere.
     var notifyHosts: NotifyHosts?
 
@@ -18,6 +17,7 @@ struct ExperimentsController {
         group.patch(":key", use: patch)
         group.delete(":key", use: archive)
         group.get(":key/revisions", use: revisions)
+        group.get(":key/notices", use: listNotices)
         group.post(":key/rollout/approve", use: approve)
         for action in LifecycleAction.allCases {
             group.post(RouterPath(stringLiteral: ":key/\(action.rawValue)"), use: { request, context in
@@ -100,6 +100,14 @@ struct ExperimentsController {
         return Response.revisioned(experiment.json, revision: experiment.revision)
     }
 
+    /// `GET /v1/experiments/{key}/notices`: the rollout notices of the experiment, oldest first,
+    /// with how their delivery stands.
+    @Sendable func listNotices(_ request: Request, context: AviaryRequestContext) async throws -> Response {
+        let key = try context.existingKey(of: "experiment")
+        try await repository.requireExisting(key)
+        return Response.json(["notices": .array(try await notices.list(experiment: key))])
+    }
+
     /// `POST /v1/experiments/{key}/rollout/approve`: passes the next approval gate.
     @Sendable func approve(_ request: Request, context: AviaryRequestContext) async throws -> Response {
         let key = try context.existingKey(of: "experiment")
@@ -108,13 +116,12 @@ struct ExperimentsController {
     }
 
     /// Runs a command as the request's key (the REST routes' and the dashboard's buttons'); every
-    /// command from HTTP either changes the experiment or throws. A rollback by hand is told to
-    /// `rollbackHook`.
+    /// command from HTTP either changes the experiment or throws. A rollback's or pause's notice
+    /// is written with the change (the outbox).
     func execute(_ command: ExperimentCommand, key: String, _ context: AviaryRequestContext) async throws -> Experiment {
         guard let change = try await repository.execute(command, key: key, actor: context.apiKey?.id, notifyHosts: notifyHosts) else {
             throw AviaryError.conflict("experiment \"\(key)\" changed meanwhile; try again")
         }
-        if case .lifecycle(.rollback, _, _, _) = command { rollbackHook?(change.experiment) }
         return change.experiment
     }
 }

@@ -93,6 +93,7 @@ struct DashboardController {
         let report = try await reports.report(of: experiment, query: ReportQuery.parse(by: dimension, from: nil, to: nil).get())
         let d = experiment.definition
         let history = report.rollout?["history"]?.arrayValue ?? []
+        let notices = d.rollout == nil ? [] : try await database.notices.list(experiment: key)
         let actions = DashboardPages.actions(experiment)
         let switches = [("variant", "by variant"), ("model", "by model"), ("app_version", "by app version")].map {
             ["label": $0.1, "href": "/ui/experiments/\(key)?by=\($0.0)", "current": $0.0 == dimension]
@@ -108,6 +109,7 @@ struct DashboardController {
             "switches": switches, "csv": "/ui/experiments/\(key)/report.csv?by=\(dimension)",
             "metrics": DashboardPages.metrics(report), "noMetrics": report.groups.first?.metrics.isEmpty ?? true,
             "rollout": DashboardPages.rolloutInWords(experiment) ?? "", "hasRollout": d.rollout != nil, "history": DashboardPages.history(history),
+            "notices": DashboardPages.notices(notices), "hasNotices": !notices.isEmpty,
             "actions": actions, "hasActions": !actions.isEmpty,
         ]))
     }

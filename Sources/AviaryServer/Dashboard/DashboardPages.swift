@@ -109,6 +109,17 @@ enum DashboardPages {
         }
     }
 
+    /// The rollout's notices (`GET /v1/experiments/{key}/notices`) for its timeline.
+    static func notices(_ entries: [JSON]) -> [[String: Any]] {
+        entries.map { n in
+            [
+                "at": n["created_at"]?.stringValue.flatMap(Timestamp.parse).map(DashboardFormat.time) ?? "", "event": n["event"]?.stringValue ?? "",
+                "delivery": n["delivery"]?.stringValue ?? "", "attempts": Int(n["attempts"]?.numberValue ?? 0),
+                "state": n["state"]?.stringValue ?? "", "error": n["last_error"]?.stringValue ?? "",
+            ]
+        }
+    }
+
     /// An audit entry with what changed: every leaf that differs between before and after.
     static func auditRow(_ entry: AuditEntry) -> [String: Any] {
         var changes: [[String: String]] = []

@@ -52,6 +52,8 @@ final class AviaryMetrics: Sendable {
         namespace: "aviary", metricName: "replica_lag", unitName: "seconds", helpText: "The read replica's replay lag when it answers")
     nonisolated(unsafe) static let configUnreadable = MetricNameDescriptor(
         namespace: "aviary", metricName: "config_unreadable", unitName: "", helpText: "1 for each stored object this server's configuration cannot read")
+    nonisolated(unsafe) static let noticeAttempts = MetricNameDescriptor(
+        namespace: "aviary", metricName: "notice_attempts", unitName: "total", helpText: "Attempts at rollout notices by this server, by outcome")
     nonisolated(unsafe) static let rejectedTotal = MetricNameDescriptor(
         namespace: "aviary", metricName: "rejected", unitName: "total", helpText: "Rows the database refused for their content, dropped so the rest of their batch was written")
     nonisolated(unsafe) static let guardrailOK = MetricNameDescriptor(
@@ -69,6 +71,13 @@ final class AviaryMetrics: Sendable {
 
     func recordRejected(_ what: Rejected, count: Int) {
         registry.makeCounter(descriptor: Self.rejectedTotal, labels: [("what", what.rawValue)]).increment(by: Int64(count))
+    }
+
+    /// How an attempt at a rollout notice ended (`NoticeDeliverer`).
+    enum NoticeOutcome: String { case delivered, failed, gaveUp = "gave_up" }
+
+    func recordNotice(_ outcome: NoticeOutcome) {
+        registry.makeCounter(descriptor: Self.noticeAttempts, labels: [("outcome", outcome.rawValue)]).increment()
     }
 
     func recordEvents(_ count: Int) {

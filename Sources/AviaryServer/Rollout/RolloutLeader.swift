@@ -14,7 +14,6 @@ struct RolloutLeader: Service {
     /// Where guardrails are measured: the read replica while it keeps up, else `database`.
     let reports: ReportSource
     let tick: Duration
-    let notifier: RolloutNotifier
     let logger: Logger
 
     func run() async throws {
@@ -67,16 +66,12 @@ struct RolloutLeader: Service {
             plan: plan, state: state, now: now, observations: observations, rolledUnits: rolledUnits, approved: state.approved)
         let readings = RolloutMachine.readings(plan, observations)
         let command = ExperimentCommand.decideRollout(decision, readings: readings, decidedAt: experiment.revision)
-        guard let updated = try await database.experiments.execute(command, key: experiment.key, actor: nil, now: now)?.experiment else { return }
+        // A rollback's or pause's notice is written with it (the outbox) and delivered by `NoticeDeliverer`.
+        guard try await database.experiments.execute(command, key: experiment.key, actor: nil, now: now) != nil else { return }
         switch decision {
         case .wait: break
         default:
             logger.info("rollout \(experiment.key): \(decision)")
-        }
-        switch decision {
-        case .rollback(let reason): notifier.notify(updated, event: "rolled_back", reason: reason)
-        case .pause(let reason): notifier.notify(updated, event: "paused", reason: reason)
-        default: break
         }
     }
 

@@ -270,3 +270,27 @@ def test_a_nul_unit_and_a_poisoned_exposure_batch_stop_nothing(aviary: Server) -
     # The refused unit was dropped, not kept for ever: later ones still land.
     expect(client.get("/v1/assign/flow", headers={"X-Aviary-User": "after"}), 200)
     eventually(lambda: exposed(api, "flow") == 101, timeout=5)
+
+
+@pytest.mark.parametrize("header", [
+    b"X-Aviary-User: evil\x00unit", b"X-Aviary-User: \xff\xfe\xed\xa0\x80", b"Cookie: aviary_id=\xff\x00; internal=1",
+    b"X-Aviary-Attr-Plan: " + b"p" * 20_000, b"X-Aviary-Region: \x7f\x01", b"User-Agent: \xc3\x28",
+])
+def test_hostile_headers_and_cookies_on_assignment_are_4xx_or_cut(target: Server, header: bytes) -> None:
+    """Raw bytes, as no well-behaved client library would send them: the answer is below 500,
+    and a 200 carries only storable text."""
+    import socket
+
+    client = create_client_key(target, "headers")
+    host, port = target.url.removeprefix("http://").split(":")
+    request = (b"GET /v1/assign/target HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + client.encode() + b"\r\n" + header +
+               b"\r\nConnection: close\r\n\r\n")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(request)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
+    assert 0 < status < 500, (header[:60], answer[:300])
+    if status == 200:
+        assert b"\\u0000" not in answer, answer[:300]

@@ -11,6 +11,8 @@ enum AssignmentContextReader {
     static let maxValueLength = AssignmentContext.maxValueLength
     static let maxAttributes = AssignmentContext.maxAttributes
     static let attrHeaderPrefix = "x-aviary-attr-"
+    /// Where `country` comes from, the first present.
+    static let countryHeaders: [HTTPField.Name] = [.cfIPCountry, .cloudFrontViewerCountry, .countryCode]
 
     struct Result {
         var context: AssignmentContext
@@ -29,7 +31,9 @@ enum AssignmentContextReader {
             return StorableText.prefix(value, bytes: maxValueLength)
         }
         func set(_ name: String, _ value: String, from source: String) {
-            let value = bounded(value, from: source)
+            set(name, bounded: bounded(value, from: source))
+        }
+        func set(_ name: String, bounded value: String) {
             guard attributes.count < maxAttributes || attributes[name] != nil else { return }
             attributes[name] = .string(value)
         }
@@ -37,8 +41,9 @@ enum AssignmentContextReader {
         var anonymousID: String?
         request.headers.forEachCookie { name, value in
             let source = "cookie." + name
-            if name == cookieName, !value.isEmpty { anonymousID = bounded(value, from: source) }
-            set(source, value, from: source)
+            let value = bounded(value, from: source)
+            if name == cookieName, !value.isEmpty { anonymousID = value }
+            set(source, bounded: value)
         }
 
         let query = request.uri.queryParameters
@@ -53,7 +58,7 @@ enum AssignmentContextReader {
             }
         }
         if let region = request.headers[.aviaryRegion] { set("region", region, from: HTTPField.Name.aviaryRegion.rawName) }
-        for name in [HTTPField.Name.cfIPCountry, .cloudFrontViewerCountry, .countryCode] {
+        for name in countryHeaders {
             if let country = request.headers[name] {
                 set("country", country, from: name.rawName)
                 break

@@ -47,11 +47,6 @@ enum DatabaseDeadline {
         }
     }
 
-    /// Whether `error` is a deadline's (`run`'s or `probe`'s), not the database's own answer.
-    static func isTimeout(_ error: any Error) -> Bool {
-        (error as? APIError).map { $0.code == timeout.code && $0.message == timeout.message } ?? false
-    }
-
     static var timeout: APIError {
         APIError(.serviceUnavailable, code: "database_unavailable", message: "the database did not answer in time; try again", headers: [.retryAfter: "1"])
     }

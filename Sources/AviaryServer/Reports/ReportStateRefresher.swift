@@ -13,11 +13,6 @@ struct ReportStateRefresher: Service {
     let interval: Duration
     let logger: Logger
 
-    /// How long a refresh waits for its reads, and for one experiment's refresh (a rebuild of a
-    /// million units takes seconds; BENCHMARKS.md).
-    static let readLimit: Duration = .seconds(10)
-    static let refreshLimit: Duration = .seconds(300)
-
     func run() async throws {
         await everyInterval(interval) { await refreshAll() }
     }
@@ -25,23 +20,15 @@ struct ReportStateRefresher: Service {
     func refreshAll() async {
         let running: [Experiment]
         do {
-            running = try await DatabaseDeadline.probe(limit: Self.readLimit) { [database] in
-                try await database.experiments.list(status: .running, includeArchived: false)
-            }
+            running = try await database.experiments.list(status: .running, includeArchived: false)
         } catch {
             logger.warning("could not list experiments for report refresh", metadata: ["error": "\(String(reflecting: error).prefix(300))"])
             return
         }
         for experiment in running where !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
-                let metrics = try await DatabaseDeadline.probe(limit: Self.readLimit) { [database] in
-                    try await database.metrics.forReport(of: experiment.definition)
-                }
-                // A refresh is one transaction: past its deadline it is cancelled and rolled back,
-                // and the next round starts again from the watermark.
-                let outcome = try await DatabaseDeadline.run(limit: Self.refreshLimit) { [database] in
-                    try await database.reports.refreshState(experiment: experiment.definition, metrics: metrics)
-                }
+                let metrics = try await database.metrics.forReport(of: experiment.definition)
+                let outcome = try await database.reports.refreshState(experiment: experiment.definition, metrics: metrics)
                 if case .rebuilt(let units) = outcome {
                     logger.info("report state rebuilt", metadata: ["experiment": "\(experiment.key)", "units": "\(units)"])
                 }

@@ -29,7 +29,7 @@ final class NoticeDeliverer: Service, Sendable {
 
     init(
         outbox: NoticeOutbox, logger: Logger, secret: String? = nil, attempts: Int = 6, firstDelay: Duration = .milliseconds(500),
-        timeout: TimeInterval = 5, pollInterval: Duration = .milliseconds(250), metrics: AviaryMetrics? = nil
+        timeout: TimeInterval = 5, pollInterval: Duration = .seconds(1), metrics: AviaryMetrics? = nil
     ) {
         self.outbox = outbox
         self.logger = logger

@@ -28,10 +28,7 @@ struct RolloutLeader: Service {
                 logger.info("leading rollouts")
                 defer { logger.info("no longer leading rollouts") }
                 while !Task.isCancelled, !Task.isShuttingDownGracefully {
-                    // A tick that waited past a deadline gives the lock up (its connection is
-                    // closed), so that a server whose database answers can lead; what it did
-                    // is committed or not at all, notices included (the outbox).
-                    guard await tickOnce() else { throw TickStalled() }
+                    await tickOnce()
                     guard isHeld() else { throw LeadershipLost() }
                     do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: tick) } } catch { return }
                 }
@@ -42,23 +39,15 @@ struct RolloutLeader: Service {
     }
 
     struct LeadershipLost: Error {}
-    struct TickStalled: Error {}
-
-    /// How long a tick waits for the rollouts' list, each rollout's measurements and its write.
-    static let readLimit: Duration = .seconds(10)
-    static let measureLimit: Duration = .seconds(30)
-    static let writeLimit: Duration = .seconds(10)
 
     /// Decides and applies every active rollout once. A failure on one does not stop the others.
-    /// Every wait on PostgreSQL has a deadline; false when one passed (the tick did not finish).
-    @discardableResult
-    func tickOnce(now: Date = Date()) async -> Bool {
+    func tickOnce(now: Date = Date()) async {
         let experiments: [Experiment]
         do {
-            experiments = try await DatabaseDeadline.probe(limit: Self.readLimit) { [database] in try await database.experiments.rollouts(activeOnly: true) }
+            experiments = try await database.experiments.rollouts(activeOnly: true)
         } catch {
             logger.warning("could not read rollouts", metadata: ["error": "\(String(reflecting: error).prefix(300))"])
-            return !DatabaseDeadline.isTimeout(error)
+            return
         }
         for experiment in experiments {
             do {
@@ -66,27 +55,19 @@ struct RolloutLeader: Service {
             } catch {
                 logger.warning(
                     "rollout tick failed", metadata: ["experiment": "\(experiment.key)", "error": "\(String(reflecting: error).prefix(300))"])
-                if DatabaseDeadline.isTimeout(error) { return false }
             }
         }
-        return true
     }
 
     private func decide(_ experiment: Experiment, now: Date) async throws {
         guard let plan = experiment.definition.rollout, let state = experiment.rolloutState else { return }
-        let (observations, rolledUnits) = try await DatabaseDeadline.probe(limit: Self.measureLimit) {
-            try await measure(experiment.definition, plan: plan, since: state.stepStartedAt)
-        }
+        let (observations, rolledUnits) = try await measure(experiment.definition, plan: plan, since: state.stepStartedAt)
         let decision = RolloutMachine.decide(
             plan: plan, state: state, now: now, observations: observations, rolledUnits: rolledUnits, approved: state.approved)
         let readings = RolloutMachine.readings(plan, observations)
         let command = ExperimentCommand.decideRollout(decision, readings: readings, decidedAt: experiment.revision)
         // A rollback's or pause's notice is written with it (the outbox) and delivered by `NoticeDeliverer`.
-        // Structured: the write has ended, committed or rolled back, when the deadline answers.
-        let changed = try await DatabaseDeadline.run(limit: Self.writeLimit) { [database] in
-            try await database.experiments.execute(command, key: experiment.key, actor: nil, now: now) != nil
-        }
-        guard changed else { return }
+        guard try await database.experiments.execute(command, key: experiment.key, actor: nil, now: now) != nil else { return }
         switch decision {
         case .wait: break
         default:

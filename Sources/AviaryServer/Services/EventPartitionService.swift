@@ -13,24 +13,17 @@ struct EventPartitionService: Service {
     let retentionDays: Int?
     let logger: Logger
 
-    /// How long creating or dropping partitions may wait (for locks held by long reports, say)
-    /// before it is cancelled and rolled back, to be tried again at the next round.
-    static let limit: Duration = .seconds(120)
-
     func run() async throws {
         await everyInterval(interval, startingAtOnce: true) {
             do {
-                try await DatabaseDeadline.run(limit: Self.limit) { [repository] in try await repository.ensurePartitions() }
+                try await repository.ensurePartitions()
             } catch {
                 logger.warning("could not create event partitions; events go to the default partition", metadata: ["error": "\(error)"])
             }
             guard let retentionDays else { return }
             do {
                 let cutoff = Date().addingTimeInterval(-Double(retentionDays) * 86_400)
-                let dropped = try await DatabaseDeadline.run(limit: Self.limit) { [repository] in
-                    try await repository.dropPartitions(endingBefore: cutoff, retentionDays: retentionDays)
-                }
-                for name in dropped {
+                for name in try await repository.dropPartitions(endingBefore: cutoff, retentionDays: retentionDays) {
                     logger.notice("dropped event partition past the retention", metadata: ["partition": "\(name)", "retention_days": "\(retentionDays)"])
                 }
             } catch {

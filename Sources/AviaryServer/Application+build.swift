@@ -23,9 +23,16 @@ public func buildApplication(configuration: AviaryConfiguration, logger: Logger?
         if let token = configuration.adminToken {
             try await database.keys.bootstrapAdmin(secret: token)
         }
-        // Serve from the first request when the database is up; otherwise the feed keeps trying
-        // and /readyz says not ready until it succeeds.
+        // Serve from the first request when the database is up: a key that exists must not be
+        // told 401 because its server has not read the keys yet. A database slow to answer at
+        // start (many servers starting at once) gets up to 30 s; past that the server serves, the
+        // feed keeps trying and /readyz says not ready until it succeeds.
+        let started = ContinuousClock.now
         await feed.reload()
+        while !(feed.authenticator.isLoaded && feed.snapshots.isLoaded), ContinuousClock.now - started < .seconds(30) {
+            try? await Task.sleep(for: .milliseconds(200))
+            await feed.reload()
+        }
     }
     return app
 }

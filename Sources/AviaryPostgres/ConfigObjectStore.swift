@@ -79,7 +79,7 @@ public struct ConfigObjectStore<Object: ConfigObject>: Sendable {
     ) async throws -> (Object, PutOutcome) {
         try await database.configTransaction { connection in
             let row = try await fetch(key, on: connection)
-            if let unreadable = row?.stored.unreadable, !repairs { throw unreadable.writeRefused }
+            if let unreadable = row?.stored.unreadable, !repairs { throw unreadable.refusal }
             let current = row?.stored.object
             let parsed = try await table.validated(try body(current), key, connection, logger)
             // A whole valid document repairs a row that cannot be read: it replaces it as it
@@ -116,7 +116,7 @@ public struct ConfigObjectStore<Object: ConfigObject>: Sendable {
         try await database.client.withConnection { connection in
             switch try await fetch(key, on: connection)?.stored {
             case .readable(let object)?: return object
-            case .unreadable(let unreadable)?: throw unreadable.writeRefused
+            case .unreadable(let unreadable)?: throw unreadable.refusal
             case nil: throw AviaryError.notFound("\(Object.kind) \"\(key)\" does not exist")
             }
         }

@@ -131,7 +131,7 @@ public struct ExperimentRepository: Sendable {
         switch row.stored {
         case .readable(let experiment): return experiment
         case .unreadable(let unreadable):
-            guard let command, let standIn = row.standIn else { throw unreadable.writeRefused }
+            guard let command, let standIn = row.standIn else { throw unreadable.refusal }
             return try Experiment.repairTarget(for: command, unreadable: unreadable, standIn: standIn)
         }
     }

@@ -34,10 +34,9 @@ public struct NoticeOutbox: Sendable {
     /// for `lease`: no other server takes it before the lease ends, by which time this one has
     /// marked it. Servers taking at once take different notices (`SKIP LOCKED`).
     public func take(limit: Int = 16, lease: Duration) async throws -> [Taken] {
-        let seconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
         let rows = try await database.client.query(
             """
-            UPDATE notice_outbox SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => \(seconds))
+            UPDATE notice_outbox SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => \(lease.inSeconds))
             WHERE id IN (SELECT id FROM notice_outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= now()
                          ORDER BY id LIMIT \(limit) FOR UPDATE SKIP LOCKED)
             RETURNING id, delivery::text, experiment_key, url, body, attempts
@@ -56,7 +55,7 @@ public struct NoticeOutbox: Sendable {
 
     /// An attempt failed with `error`: the notice is due again after `retryAfter`, or given up.
     public func failed(_ id: Int64, error: String, retryAfter: Duration?) async throws {
-        let seconds = retryAfter.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
+        let seconds = retryAfter?.inSeconds
         try await database.client.query(
             """
             UPDATE notice_outbox SET last_error = \(String(error.prefix(500))),

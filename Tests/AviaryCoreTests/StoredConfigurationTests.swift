@@ -70,7 +70,7 @@ import Testing
             #expect(try Experiment.repairTarget(for: command, unreadable: broken, standIn: standIn) == standIn)
         }
         for command in [ExperimentCommand.patch(.object([:]), ifMatch: 1), .lifecycle(.pause, winner: nil, reason: nil, ifMatch: nil), .approveRollout] {
-            #expect(throws: broken.writeRefused) { try Experiment.repairTarget(for: command, unreadable: broken, standIn: standIn) }
+            #expect(throws: broken.refusal) { try Experiment.repairTarget(for: command, unreadable: broken, standIn: standIn) }
         }
     }
 }

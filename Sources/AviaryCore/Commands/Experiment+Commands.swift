@@ -136,7 +136,7 @@ extension Experiment {
         switch command {
         case .replace, .archive: return standIn
         case .create: throw AviaryError.conflict("experiment \"\(unreadable.key)\" already exists")
-        default: throw unreadable.writeRefused
+        default: throw unreadable.refusal
         }
     }
 }

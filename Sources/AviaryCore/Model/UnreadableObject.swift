@@ -25,8 +25,9 @@ public struct UnreadableObject: Sendable, Hashable, Comparable, CustomStringConv
 
     public var json: JSON { ["kind": .string(kind.rawValue), "key": .string(key), "problem": .string(problem)] }
 
-    /// The error of a write other than a repair (`PUT` of a whole valid document, `DELETE`).
-    public var writeRefused: AviaryError {
+    /// The error of reading it, and of every write but a repair (`PUT` of a whole valid document,
+    /// `DELETE`): 409 `stored_object_unreadable` with the validator's message.
+    public var refusal: AviaryError {
         .storedObjectUnreadable(
             "stored \(kind.rawValue) \"\(key)\" cannot be read (\(problem)); PUT a whole valid definition or DELETE it to repair it")
     }

@@ -29,31 +29,31 @@ public struct APIKeyRepository: Sendable {
     /// Makes `secret` (from `AVIARY_ADMIN_TOKEN`) a live admin key, replacing an earlier bootstrap token.
     public func bootstrapAdmin(secret: String) async throws {
         let hash = APIKeySecret.hash(secret)
-        try await database.client.query(
+        try await database.execute(
             """
             INSERT INTO api_keys (id, role, name, key_hash, key_prefix, created_by)
             VALUES (\(Self.bootstrapID), 'admin', 'AVIARY_ADMIN_TOKEN', \(ByteBuffer(bytes: hash)), \(APIKeySecret.displayPrefix(secret)), NULL)
             ON CONFLICT (id) DO UPDATE SET key_hash = excluded.key_hash, key_prefix = excluded.key_prefix, revoked_at = NULL
-            """, logger: logger)
+            """)
     }
 
     /// Every key that is not revoked, digests included, for the in-memory authenticator; a row
     /// whose role this version does not know is `.unreadable` (and authenticates nothing).
     public func active() async throws -> [Stored<APIKey>] {
-        let rows = try await database.client.query(
-            "SELECT id, role, name, key_prefix, key_hash, created_at, created_by FROM api_keys WHERE revoked_at IS NULL ORDER BY created_at, id",
-            logger: logger)
-        var result: [Stored<APIKey>] = []
-        for try await (id, role, name, prefix, hash, createdAt, createdBy) in rows.decode((String, String, String, String, ByteBuffer, Date, String?).self) {
-            guard let role = APIKeyRole(rawValue: role) else {
-                let problem = "its role \"\(role.prefix(40))\" is not one of \(APIKeyRole.allCases.map(\.rawValue).joined(separator: ", "))"
-                result.append(.unreadable(UnreadableObject(kind: .key, key: id, problem: problem)))
-                continue
+        try await database.query(
+            "SELECT id, role, name, key_prefix, key_hash, created_at, created_by FROM api_keys WHERE revoked_at IS NULL ORDER BY created_at, id") { rows in
+            var result: [Stored<APIKey>] = []
+            for try await (id, role, name, prefix, hash, createdAt, createdBy) in rows.decode((String, String, String, String, ByteBuffer, Date, String?).self) {
+                guard let role = APIKeyRole(rawValue: role) else {
+                    let problem = "its role \"\(role.prefix(40))\" is not one of \(APIKeyRole.allCases.map(\.rawValue).joined(separator: ", "))"
+                    result.append(.unreadable(UnreadableObject(kind: .key, key: id, problem: problem)))
+                    continue
+                }
+                result.append(
+                    .readable(APIKey(id: id, role: role, name: name, prefix: prefix, hash: Array(buffer: hash), createdAt: createdAt, createdBy: createdBy)))
             }
-            result.append(
-                .readable(APIKey(id: id, role: role, name: name, prefix: prefix, hash: Array(buffer: hash), createdAt: createdAt, createdBy: createdBy)))
+            return result
         }
-        return result
     }
 
     /// Revokes a key: it stops working and leaves the list; its row stays for the audit log.

@@ -7,14 +7,13 @@ extension AviaryDatabase {
     /// (or is not a replica at all), else now − the commit time of the last transaction it
     /// replayed; nil when that is unknown (nothing replayed since it started).
     public func replayLag() async throws -> Double? {
-        try await client.query(
+        try await query(
             """
             SELECT CASE
                 WHEN NOT pg_is_in_recovery() THEN 0
                 WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
                 ELSE greatest(0, extract(epoch FROM now() - pg_last_xact_replay_timestamp()))
             END::float8
-            """, logger: logger
-        ).value(Double.self)
+            """) { try await $0.value(Double.self) }
     }
 }

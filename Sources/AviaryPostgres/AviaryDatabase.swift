@@ -56,11 +56,27 @@ public final class AviaryDatabase: Service, Sendable {
         }
     }
 
+    /// Runs `body` on a pooled connection, held by the running task's deadlines
+    /// (`QueryDeadline`): every repository leases through here.
+    nonisolated(nonsending) func withConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await client.withConnection { connection in try await QueryDeadline.holding(connection) { try await body(connection) } }
+    }
+
+    /// Runs `query` on a pooled connection and hands its rows to `read`.
+    func query<T: Sendable>(_ query: PostgresQuery, _ read: (PostgresRowSequence) async throws -> T) async throws -> T {
+        try await withConnection { connection in try await read(try await connection.query(query, logger: logger)) }
+    }
+
+    /// Runs `query` on a pooled connection, its rows discarded.
+    func execute(_ query: PostgresQuery) async throws {
+        try await withConnection { connection in _ = try await connection.query(query, logger: logger) }
+    }
+
     /// Runs `body` in a transaction on a pooled connection (`PostgresConnection.transaction`).
     func transaction<T: Sendable>(
         begin: PostgresQuery = "BEGIN", _ body: (PostgresConnection) async throws -> T
     ) async throws -> T {
-        try await client.withConnection { connection in try await connection.transaction(begin: begin, logger: logger, body) }
+        try await withConnection { connection in try await connection.transaction(begin: begin, logger: logger, body) }
     }
 
     /// Holds a connection listening for configuration writes (`NOTIFY aviary_config`, sent by
@@ -80,10 +96,17 @@ public final class AviaryDatabase: Service, Sendable {
     /// advisory lock on a connection of its own, for as long as that session lives. Answers
     /// false at once when another server leads. `body` is given `isHeld`, false once the
     /// session has ended, and must return then; the session is ended when `body` returns or
-    /// throws, which releases the lock whatever state the connection is in.
-    public func withLeaderLock(_ body: (_ isHeld: @Sendable () -> Bool) async throws -> Void) async throws -> Bool {
+    /// throws, which releases the lock whatever state the connection is in. Trying the lock
+    /// waits `tryLimit` at most (`QueryDeadline`).
+    public func withLeaderLock(
+        tryLimit: Duration = .seconds(10), _ body: (_ isHeld: @Sendable () -> Bool) async throws -> Void
+    ) async throws -> Bool {
         try await client.withConnection { connection in
-            guard try await AdvisoryLock.rolloutLeader.tryLock(on: connection, logger: logger) else { return false }
+            let logger = logger
+            let taken = try await QueryDeadline.within(tryLimit) {
+                try await QueryDeadline.holding(connection) { try await AdvisoryLock.rolloutLeader.tryLock(on: connection, logger: logger) }
+            }
+            guard taken else { return false }
             do {
                 // No query checks the lock: one sent on a connection the server has terminated can
                 // wait forever.

@@ -113,7 +113,7 @@ public struct ConfigObjectStore<Object: ConfigObject>: Sendable {
 
     /// The object `key`; one whose row cannot be read is `409 stored_object_unreadable`.
     public func get(_ key: String) async throws -> Object {
-        try await database.client.withConnection { connection in
+        try await database.withConnection { connection in
             switch try await fetch(key, on: connection)?.stored {
             case .readable(let object)?: return object
             case .unreadable(let unreadable)?: throw unreadable.refusal
@@ -124,7 +124,7 @@ public struct ConfigObjectStore<Object: ConfigObject>: Sendable {
 
     /// The readable objects; rows that cannot be read are left out (`/readyz` lists them).
     public func list() async throws -> [Object] {
-        try await table.decode(try await database.client.query(PostgresQuery(unsafeSQL: table.selectAll + " ORDER BY key"), logger: logger))
+        try await database.query(PostgresQuery(unsafeSQL: table.selectAll + " ORDER BY key")) { try await table.decode($0) }
             .compactMap(\.stored.object)
     }
 

@@ -7,6 +7,11 @@ public enum DatabaseConfiguration {
         public var description: String
     }
 
+    /// Set on every connection. A query whose client has gone — a connection closed by a
+    /// deadline (`QueryDeadline`) — is ended by PostgreSQL within two seconds instead of running
+    /// on, and holding its locks, until it would next write to the socket (PostgreSQL 14 or newer).
+    static let startupParameters = [("client_connection_check_interval", "2000")]
+
     public static func parse(_ url: String, maximumConnections: Int = 20) throws -> PostgresClient.Configuration {
         guard let components = URLComponents(string: url), let scheme = components.scheme,
             ["postgres", "postgresql"].contains(scheme)
@@ -34,6 +39,7 @@ public enum DatabaseConfiguration {
             tls: tls
         )
         config.options.maximumConnections = maximumConnections
+        config.options.additionalStartupParameters = startupParameters
         return config
     }
 

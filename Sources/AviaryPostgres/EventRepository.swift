@@ -15,7 +15,7 @@ public struct EventRepository: Sendable {
         let claims = events.filter { $0.experiment != nil && $0.variant != nil }
         let accepted: Int
         if claims.isEmpty {
-            accepted = try await database.client.query(Self.insertStatement(events), logger: database.logger).value(Int.self) ?? 0
+            accepted = try await database.query(Self.insertStatement(events)) { try await $0.value(Int.self) } ?? 0
         } else {
             accepted = try await database.transaction { connection in
                 let accepted = try await connection.query(Self.insertStatement(events), logger: database.logger).value(Int.self) ?? 0
@@ -107,8 +107,7 @@ public struct EventRepository: Sendable {
     }
 
     public func count(type: String? = nil) async throws -> Int {
-        let rows = try await database.client.query(
-            "SELECT count(*)::int FROM events WHERE \(type)::text IS NULL OR type = \(type)", logger: database.logger)
-        return try await rows.value(Int.self) ?? 0
+        try await database.query(
+            "SELECT count(*)::int FROM events WHERE \(type)::text IS NULL OR type = \(type)") { try await $0.value(Int.self) ?? 0 }
     }
 }

@@ -8,7 +8,7 @@ extension ExperimentRepository {
     /// Live experiments with a rollout state (for `/metrics`); with `activeOnly`, those the
     /// controller drives: running, with a rollout that is running or waiting for approval.
     public func rollouts(activeOnly: Bool) async throws -> [Experiment] {
-        try await database.client.withConnection { connection in
+        try await database.withConnection { connection in
             let rows = try await connection.query(
                 """
                 SELECT \(unescaped: Self.columns) FROM experiments
@@ -33,7 +33,7 @@ extension ExperimentRepository {
 
     /// The rollout history, oldest first, as the report shows it.
     public func rolloutHistory(_ key: String) async throws -> [JSON] {
-        try await database.client.withConnection { connection in
+        try await database.withConnection { connection in
             let rows = try await connection.query(
                 """
                 SELECT at, event, step, percent, reason, actor_key_id, guardrails::text FROM rollout_history

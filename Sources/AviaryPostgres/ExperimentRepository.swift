@@ -31,24 +31,23 @@ public struct ExperimentRepository: Sendable {
     }
 
     public func get(_ key: String) async throws -> Experiment {
-        try await database.client.withConnection { connection in
+        try await database.withConnection { connection in
             guard let e = try await fetch(key, on: connection, forUpdate: false) else { throw AviaryError.notFound("experiment \"\(key)\" does not exist") }
             return e
         }
     }
 
     public func list(status: ExperimentStatus?, includeArchived: Bool) async throws -> [Experiment] {
-        let rows = try await database.client.query(
+        try await database.query(
             """
             SELECT \(unescaped: Self.columns) FROM experiments
             WHERE (\(status?.rawValue)::text IS NULL OR status = \(status?.rawValue)) AND (\(includeArchived) OR archived_at IS NULL)
             ORDER BY key
-            """, logger: logger)
-        return try await Self.decode(rows)
+            """) { try await Self.decode($0) }
     }
 
     public func revisions(_ key: String) async throws -> [ExperimentRevision] {
-        try await database.client.withConnection { connection in
+        try await database.withConnection { connection in
             // Also of an experiment whose stored row cannot be read: its history shows what to repair it with.
             try await requireExisting(key, on: connection)
             let rows = try await connection.query(
@@ -72,7 +71,7 @@ public struct ExperimentRepository: Sendable {
 
     /// Throws `notFound` unless a row for experiment `key` exists, readable or not.
     public func requireExisting(_ key: String) async throws {
-        try await database.client.withConnection { try await requireExisting(key, on: $0) }
+        try await database.withConnection { try await requireExisting(key, on: $0) }
     }
 
     func requireExisting(_ key: String, on connection: PostgresConnection) async throws {

@@ -71,28 +71,31 @@ public struct ExposureRepository: Sendable {
 
     /// Units ever served each variant of an experiment (a unit served two counts in both).
     public func count(experiment: String) async throws -> [String: Int] {
-        let rows = try await database.client.query(
-            "SELECT variant, count(*)::int FROM exposure_history WHERE experiment_key = \(experiment) GROUP BY variant", logger: database.logger)
-        var result: [String: Int] = [:]
-        for try await (variant, n) in rows.decode((String, Int).self) { result[variant] = n }
-        return result
+        try await database.query(
+            "SELECT variant, count(*)::int FROM exposure_history WHERE experiment_key = \(experiment) GROUP BY variant") { rows in
+            var result: [String: Int] = [:]
+            for try await (variant, n) in rows.decode((String, Int).self) { result[variant] = n }
+            return result
+        }
     }
 
     /// Every experiment's units served one variant only, per variant (the dashboard's list).
     public func unitsPerVariant() async throws -> [String: [String: Int]] {
-        let rows = try await database.client.query(
-            "SELECT experiment_key, variant, count(*)::int FROM exposures WHERE NOT multiple GROUP BY 1, 2", logger: database.logger)
-        var result: [String: [String: Int]] = [:]
-        for try await (experiment, variant, n) in rows.decode((String, String, Int).self) { result[experiment, default: [:]][variant] = n }
-        return result
+        try await database.query(
+            "SELECT experiment_key, variant, count(*)::int FROM exposures WHERE NOT multiple GROUP BY 1, 2") { rows in
+            var result: [String: [String: Int]] = [:]
+            for try await (experiment, variant, n) in rows.decode((String, String, Int).self) { result[experiment, default: [:]][variant] = n }
+            return result
+        }
     }
 
     /// A unit's history in an experiment.
     public func history(experiment: String, unit: String) async throws -> ExposureHistory {
-        let rows = try await database.client.query(
-            "SELECT variant, first_at FROM exposure_history WHERE experiment_key = \(experiment) AND unit = \(unit)", logger: database.logger)
-        var history = ExposureHistory()
-        for try await (variant, at) in rows.decode((String, Date).self) { history.record(variant, at: at) }
-        return history
+        try await database.query(
+            "SELECT variant, first_at FROM exposure_history WHERE experiment_key = \(experiment) AND unit = \(unit)") { rows in
+            var history = ExposureHistory()
+            for try await (variant, at) in rows.decode((String, Date).self) { history.record(variant, at: at) }
+            return history
+        }
     }
 }

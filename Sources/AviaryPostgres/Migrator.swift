@@ -103,10 +103,13 @@ public struct Migrator: Sendable {
     /// only (a readiness probe asks it every few seconds): without the history table, every
     /// file is pending.
     public func pending(_ migrations: [Migration]) async throws -> [Migration] {
+        // Held by the caller's deadline (`QueryDeadline`), as `AviaryDatabase`'s connections are.
         try await client.withConnection { connection in
-            let exists = try await connection.query("SELECT to_regclass('aviary_migrations') IS NOT NULL", logger: logger).value(Bool.self)
-            guard exists == true else { return migrations }
-            return try await verify(migrations, on: connection)
+            try await QueryDeadline.holding(connection) {
+                let exists = try await connection.query("SELECT to_regclass('aviary_migrations') IS NOT NULL", logger: logger).value(Bool.self)
+                guard exists == true else { return migrations }
+                return try await verify(migrations, on: connection)
+            }
         }
     }
 

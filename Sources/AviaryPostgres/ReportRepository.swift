@@ -85,7 +85,7 @@ public struct ReportRepository: Sendable {
         let logger = database.logger
         // Read before the refresh's snapshot: whatever started earlier has ended by then.
         let watermark = try await ReportState.currentWatermark(database)
-        return try await database.client.withConnection { connection in
+        return try await database.withConnection { connection in
             // A session lock, taken before the transaction's snapshot: a replica that gets it
             // after another's refresh sees what that one wrote.
             let lock = AdvisoryLock.reportState(experiment: experiment.key)

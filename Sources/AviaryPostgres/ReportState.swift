@@ -16,13 +16,14 @@ enum ReportState {
     /// The start of the oldest transaction still open in this database (less a second for a
     /// transaction that has taken its start time but not yet published it), or now.
     static func currentWatermark(_ database: AviaryDatabase) async throws -> Date {
-        let rows = try await database.client.query(
+        try await database.query(
             """
             SELECT least(now() - interval '1 second', min(xact_start) - interval '1 second')
             FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
-            """, logger: database.logger)
-        guard let watermark = try await rows.value(Date.self) else { throw StoredDataError(description: "pg_stat_activity gave no watermark") }
-        return watermark
+            """) { rows in
+            guard let watermark = try await rows.value(Date.self) else { throw StoredDataError(description: "pg_stat_activity gave no watermark") }
+            return watermark
+        }
     }
 
     /// The state's watermark when it exists and was computed for `signature`.

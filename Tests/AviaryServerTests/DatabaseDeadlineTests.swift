@@ -1,30 +1,24 @@
-import Synchronization
+import AviaryTestSupport
 import Testing
 
+@testable import AviaryPostgres
 @testable import AviaryServer
 
-/// A probe answers at its deadline even when its query ignores cancellation (a query on a
-/// connection the database just cut); `run`, for writes, waits for it.
+/// A request's deadline (`QueryDeadline`) answers `503 database_unavailable` with
+/// `Retry-After`; other errors pass as themselves.
 @Suite struct DatabaseDeadlineTests {
-    final class Flag: Sendable {
-        private let value = Mutex(false)
-        var isSet: Bool { value.withLock { $0 } }
-        func set() { value.withLock { $0 = true } }
-    }
-
-    @Test func aProbeDoesNotWaitForAQueryThatIgnoresCancellation() async throws {
-        let released = Flag()
-        // Never ends on cancellation, only when released (by the test, or a watchdog at 30 s).
-        let stuck: @Sendable () async throws -> Int = {
-            while !released.isSet { try? await Task.sleep(for: .milliseconds(20)) }
-            return 1
+    @Test func aPassedDeadlineIsA503() async throws {
+        try await TestDatabase.withMigrated { _, db in
+            let start = ContinuousClock.now
+            await #expect {
+                try await DatabaseDeadline.run(limit: .milliseconds(200)) { try await db.execute("SELECT pg_sleep(30)") }
+            } throws: { error in
+                let error = error as? APIError
+                return error?.code == "database_unavailable" && error?.headers[.retryAfter] == "1"
+            }
+            #expect(ContinuousClock.now - start < .seconds(2))
+            struct Other: Error {}
+            await #expect(throws: Other.self) { try await DatabaseDeadline.run { throw Other() } }
         }
-        let watchdog = Task { try? await Task.sleep(for: .seconds(30)); released.set() }
-        defer { watchdog.cancel() }
-        await #expect(throws: APIError.self) { try await DatabaseDeadline.probe(limit: .milliseconds(100), stuck) }
-        let waited = released.isSet
-        #expect(!waited, "the probe waited for the query")
-        released.set()
-        #expect(try await DatabaseDeadline.probe(limit: .seconds(5)) { 7 } == 7)
     }
 }

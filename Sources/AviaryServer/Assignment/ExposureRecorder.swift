@@ -42,7 +42,7 @@ final class ExposureRecorder: Service, Sendable {
     /// Exposures waiting for the database; beyond this they are dropped and counted.
     static let maxPending = 200_000
     static let batchSize = 5_000
-    /// How long one batch's write may take before it is left and tried again.
+    /// How long one batch's write may take before it is cut and tried again.
     static let writeLimit: Duration = .seconds(10)
 
     private let state = Mutex(State())
@@ -124,11 +124,11 @@ final class ExposureRecorder: Service, Sendable {
             do {
                 // A write on a connection the database cut as it was sent can wait without end,
                 // and the recorder, its queue and graceful shutdown with it. Past the limit it is
-                // left, cancelled, and the batch written again: exposures merge, so a write that
-                // lands twice changes nothing. Exposures the database refuses for what they hold
+                // cut (its connection closed, `QueryDeadline`) and the batch written again:
+                // exposures merge, so a write that lands twice changes nothing. Exposures the database refuses for what they hold
                 // are set apart and dropped; the rest of their batch is written.
                 let refused = try await IsolatingWrite.write(batch) { [repository] part in
-                    try await DatabaseDeadline.probe(limit: Self.writeLimit) { try await repository.record(part) }
+                    try await DatabaseDeadline.run(limit: Self.writeLimit) { try await repository.record(part) }
                 }
                 reject(refused, of: batch.count)
             } catch {

@@ -17,7 +17,7 @@ struct HealthController {
         router.get("healthz") { _, _ in Response.json(["status": "ok"]) }
         router.get("readyz") { _, _ in
             // A database that does not answer within two seconds is not ready.
-            let databaseReady = (try? await DatabaseDeadline.probe(limit: .seconds(2)) { await database.isReady(migrations: migrations) }) ?? false
+            let databaseReady = (try? await DatabaseDeadline.run(limit: .seconds(2)) { await database.isReady(migrations: migrations) }) ?? false
             let ready = databaseReady && authenticator.isLoaded && snapshots.isLoaded
             return Response.json(
                 [

@@ -211,7 +211,7 @@ struct MetricsEndpoint {
 
     func addRoutes(to router: Router<AviaryRequestContext>) {
         router.get("metrics") { _, _ -> Response in
-            let rollouts = (try? await DatabaseDeadline.probe(limit: .seconds(1)) { try await experiments.rollouts(activeOnly: false) }) ?? []
+            let rollouts = (try? await DatabaseDeadline.run(limit: .seconds(1)) { try await experiments.rollouts(activeOnly: false) }) ?? []
             let lag = await reports.replicaLag()
             let text = metrics.render(
                 exposureQueue: exposures.queueDepth, rollouts: rollouts, replica: (reports.replica != nil, lag), unreadable: unreadable())

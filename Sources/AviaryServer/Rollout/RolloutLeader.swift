@@ -8,13 +8,22 @@ import ServiceLifecycle
 /// lock (`AviaryDatabase.withLeaderLock`), and every `tick` decides each running rollout with
 /// `RolloutMachine` from the guardrails measured over the current step, then applies the
 /// decision as a command. The others try the lock every tick, so when the leader dies (its
-/// session, and the lock, end with it) another takes over within a tick or two.
+/// session, and the lock, end with it) another takes over within a tick or two. A tick that
+/// does not finish within `tickLimit` (a lock held elsewhere, a database that stopped
+/// answering) is cut there (`QueryDeadline`) and the lock given up, so that another server can
+/// lead; what the tick wrote is committed or not at all, and a notice is written only with its
+/// change (the outbox), so none is sent twice.
 struct RolloutLeader: Service {
     let database: AviaryDatabase
     /// Where guardrails are measured: the read replica while it keeps up, else `database`.
     let reports: ReportSource
     let tick: Duration
+    var tickLimit: Duration = Self.tickLimit
     let logger: Logger
+
+    /// How long one tick may wait for PostgreSQL, every rollout together (docs/operations.md,
+    /// "Deadlines").
+    static let tickLimit: Duration = .seconds(30)
 
     func run() async throws {
         await everyInterval(tick, startingAtOnce: true) { await lead() }
@@ -28,11 +37,17 @@ struct RolloutLeader: Service {
                 logger.info("leading rollouts")
                 defer { logger.info("no longer leading rollouts") }
                 while !Task.isCancelled, !Task.isShuttingDownGracefully {
-                    await tickOnce()
+                    try await QueryDeadline.within(tickLimit) { [self] in
+                        await tickOnce()
+                        // A tick cut by its deadline: the caught failures of its rollouts end here.
+                        try Task.checkCancellation()
+                    }
                     guard isHeld() else { throw LeadershipLost() }
                     do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: tick) } } catch { return }
                 }
             }
+        } catch let error as QueryDeadline.Passed {
+            logger.warning("rollout tick did not finish in time; leadership given up", metadata: ["error": "\(error)"])
         } catch {
             logger.warning("rollout leadership lost or not reachable", metadata: ["error": "\(String(reflecting: error).prefix(300))"])
         }
@@ -46,6 +61,7 @@ struct RolloutLeader: Service {
         do {
             experiments = try await database.experiments.rollouts(activeOnly: true)
         } catch {
+            guard !Task.isCancelled else { return }  // cut by the tick's deadline, which `lead` logs
             logger.warning("could not read rollouts", metadata: ["error": "\(String(reflecting: error).prefix(300))"])
             return
         }
@@ -53,6 +69,7 @@ struct RolloutLeader: Service {
             do {
                 try await decide(experiment, now: now)
             } catch {
+                guard !Task.isCancelled else { return }
                 logger.warning(
                     "rollout tick failed", metadata: ["experiment": "\(experiment.key)", "error": "\(String(reflecting: error).prefix(300))"])
             }

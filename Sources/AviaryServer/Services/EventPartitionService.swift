@@ -13,17 +13,23 @@ struct EventPartitionService: Service {
     let retentionDays: Int?
     let logger: Logger
 
+    /// How long creating or dropping partitions waits for PostgreSQL (docs/operations.md, "Deadlines").
+    static let limit: Duration = .seconds(60)
+
     func run() async throws {
         await everyInterval(interval, startingAtOnce: true) {
             do {
-                try await repository.ensurePartitions()
+                try await QueryDeadline.within(Self.limit) { [repository] in try await repository.ensurePartitions() }
             } catch {
                 logger.warning("could not create event partitions; events go to the default partition", metadata: ["error": "\(error)"])
             }
             guard let retentionDays else { return }
             do {
                 let cutoff = Date().addingTimeInterval(-Double(retentionDays) * 86_400)
-                for name in try await repository.dropPartitions(endingBefore: cutoff, retentionDays: retentionDays) {
+                let dropped = try await QueryDeadline.within(Self.limit) { [repository] in
+                    try await repository.dropPartitions(endingBefore: cutoff, retentionDays: retentionDays)
+                }
+                for name in dropped {
                     logger.notice("dropped event partition past the retention", metadata: ["partition": "\(name)", "retention_days": "\(retentionDays)"])
                 }
             } catch {

@@ -1,0 +1,61 @@
+import AviaryTestSupport
+import Foundation
+import Testing
+
+@testable import AviaryPostgres
+@testable import AviaryServer
+
+/// A rollout tick that cannot finish is cut at its deadline and the leader lock given up, so
+/// that no server leads while waiting for ever (docs/operations.md, "Deadlines").
+@Suite struct RolloutLeaderTests {
+    /// The backend holding the leader lock (`AdvisoryLock.rolloutLeader`, 0x617669617279_2E72).
+    func leaderBackend(_ db: AviaryDatabase) async throws -> Int? {
+        try await db.query(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = 1635150177 AND objid = 1920544370 AND granted"
+        ) { try await $0.value(Int.self) }
+    }
+
+    func eventually(_ what: String, within limit: Duration = .seconds(5), _ check: () async throws -> Bool) async throws {
+        let end = ContinuousClock.now + limit
+        while ContinuousClock.now < end {
+            if try await check() { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("not within \(limit): \(what)")
+    }
+
+    @Test func aTickThatCannotFinishGivesUpTheLead() async throws {
+        try await TestDatabase.withMigrated { url, db in
+            let reports = ReportSource(primary: db, replica: nil, maxLag: 5, logger: TestDatabase.logger)
+            let leader = RolloutLeader(database: db, reports: reports, tick: .milliseconds(100), tickLimit: .milliseconds(400), logger: TestDatabase.logger)
+            let running = Task { try await leader.run() }
+            defer { running.cancel() }
+            try await eventually("a leader") { try await leaderBackend(db) != nil }
+            let first = try await leaderBackend(db)
+            // A lock held elsewhere on the table every tick reads: the tick waits on it.
+            try await TestDatabase.withRunning(url) { other in
+                let locked = AsyncStream<Void>.makeStream()
+                let holder = Task {
+                    try await other.transaction { connection in
+                        try await connection.query("LOCK TABLE experiments IN ACCESS EXCLUSIVE MODE", logger: other.logger)
+                        locked.continuation.yield()
+                        try await connection.query("SELECT pg_sleep(3)", logger: other.logger)
+                    }
+                }
+                for await _ in locked.stream { break }
+                // Given up: the lock is free, or taken again on a new session.
+                try await eventually("the stalled leader giving up its lock", within: .seconds(2)) {
+                    let now = try await leaderBackend(db)
+                    return now != first
+                }
+                try await holder.value
+            }
+            // Once the table is free, the leader leads on one session again.
+            try await Task.sleep(for: .milliseconds(600))
+            let settled = try await leaderBackend(db)
+            #expect(settled != nil)
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(try await leaderBackend(db) == settled)
+        }
+    }
+}

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from aviary_e2e import Api, Server, admin, create_client_key, create_experiment, eventually, expect
+from aviary_e2e import Api, Server, admin, canary_rollout, create_client_key, create_experiment, eventually, expect
 from conftest import psql
 
 NOW = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -294,3 +294,55 @@ def test_hostile_headers_and_cookies_on_assignment_are_4xx_or_cut(target: Server
     assert 0 < status < 500, (header[:60], answer[:300])
     if status == 200:
         assert b"\\u0000" not in answer, answer[:300]
+
+
+# What a browser's form can carry, urlencoded (or not): NUL, invalid UTF-8 raw and encoded, an
+# encoded lone surrogate, 1 MiB, a repeated field, an empty body.
+HOSTILE_FORM_VALUES: list[tuple[str, bytes]] = [
+    ("nul", b"evil%00"), ("raw-nul", b"evil\x00"), ("invalid-utf8", b"%ff%fe"), ("raw-invalid-utf8", b"\xff\xfe"),
+    ("lone-surrogate", b"%ed%a0%80"), ("mib", b"x" * (1 << 20)), ("plus-and-percent", b"%%+%2"),
+]
+
+
+def test_dashboard_forms_survive_hostile_values(target: Server) -> None:
+    """The dashboard's forms (docs/security.md, "Hostile input"): every field of the login and
+    of each action gets each value; answers are below 500, a refused form changes nothing, and
+    the dashboard and good traffic still work afterwards."""
+    import requests
+
+    base = target.url
+    session = requests.Session()
+    login = session.get(f"{base}/ui/login", timeout=10)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
+    form_headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    for field in ("csrf_token", "key"):
+        for label, value in HOSTILE_FORM_VALUES:
+            fields = {"csrf_token": csrf.encode(), "key": b"wrong"}
+            fields[field] = value
+            body = b"&".join(k.encode() + b"=" + v for k, v in fields.items())
+            answer = session.post(f"{base}/ui/login", data=body, headers=form_headers, allow_redirects=False, timeout=30)
+            assert answer.status_code < 500, (field, label, answer.status_code, answer.text[:300])
+    answer = session.post(f"{base}/ui/login", data={"csrf_token": csrf, "key": target.admin_token}, allow_redirects=False, timeout=10)
+    assert answer.status_code == 303, answer.text
+    client = create_client_key(target, "forms")
+    # A rollout keeps a pause's and a rollback's reason in its state.
+    create_experiment(target, canary_rollout("forms", {"variant": "canary", "steps": [5, 100], "step_seconds": 3600, "approval_before": [100]}))
+    before = state(target)
+    for action, fields in [("pause", ("csrf_token", "reason")), ("rollback", ("csrf_token", "reason")), ("stop", ("csrf_token", "winner")),
+                           ("resume", ("csrf_token",)), ("approve", ("csrf_token",))]:
+        page = session.get(f"{base}/ui/experiments/forms/{action}", timeout=10)
+        assert page.status_code == 200, (action, page.status_code, page.text[:300])
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        for field in fields:
+            for label, value in HOSTILE_FORM_VALUES:
+                sent = {"csrf_token": token.encode(), "reason": b"looking", "winner": b"control"}
+                sent[field] = value
+                body = b"&".join(k.encode() + b"=" + v for k, v in sent.items() if k in fields or k == "csrf_token")
+                answer = session.post(f"{base}/ui/experiments/forms/{action}", data=body, headers=form_headers, allow_redirects=False, timeout=30)
+                assert answer.status_code < 500, (action, field, label, answer.status_code, answer.text[:300], target.log_tail())
+                if answer.status_code >= 400:
+                    assert state(target) == before, (action, field, label, answer.status_code)
+                before = state(target)
+    for page in ("/ui/experiments", "/ui/experiments/forms", "/ui/audit"):
+        assert session.get(base + page, timeout=10).status_code == 200, page
+    good_traffic_flows(target, Api(target, client), "forms")

@@ -233,15 +233,32 @@ struct DashboardSessionMiddleware: RouterMiddleware {
 
 /// An `application/x-www-form-urlencoded` body of at most 16 KiB.
 enum DashboardForm {
+    /// The fields of a urlencoded form. A field whose name or value is not UTF-8 text that
+    /// PostgreSQL can store (NUL, bytes that decode to nothing) is `400 invalid_request` naming
+    /// it, as a JSON body's would be, and changes nothing.
     static func read(_ request: Request) async throws -> [String: String] {
         let buffer = try await request.readBody(upTo: 16 * 1024)
         var fields: [String: String] = [:]
-        for pair in String(buffer: buffer).split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ s: Substring) -> String { s.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
-            guard let name = parts.first else { continue }
-            fields[decode(name)] = parts.count > 1 ? decode(parts[1]) : ""
+        guard let text = String(validating: buffer.readableBytesView, as: UTF8.self) else {
+            throw APIError.invalidRequest([ValidationIssue(path: "form", message: "is not UTF-8 text")])
         }
+        var issues: [ValidationIssue] = []
+        for pair in text.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ s: Substring) -> String? { s.replacingOccurrences(of: "+", with: " ").removingPercentEncoding }
+            guard let first = parts.first else { continue }
+            guard let name = decode(first), StorableText.isStorable(name) else {
+                issues.append(ValidationIssue(path: "form", message: "a field name is not UTF-8 text that can be stored"))
+                continue
+            }
+            let value = parts.count > 1 ? decode(parts[1]) : ""
+            guard let value, StorableText.isStorable(value) else {
+                issues.append(ValidationIssue(path: String(name.prefix(40)), message: "is not UTF-8 text that can be stored"))
+                continue
+            }
+            fields[name] = value
+        }
+        guard issues.isEmpty else { throw APIError.invalidRequest(issues) }
         return fields
     }
 }

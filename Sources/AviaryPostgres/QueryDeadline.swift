@@ -44,9 +44,6 @@ public enum QueryDeadline {
         }
     }
 
-    /// Whether `error` is a deadline's.
-    public static func isPassed(_ error: any Error) -> Bool { error is Passed }
-
     /// The innermost deadline of the running task, if any.
     @TaskLocal static var current: Bound?
 

@@ -47,21 +47,11 @@ import Testing
 
     @Test func aWaitForALockHeldElsewhereEndsAtTheDeadline() async throws {
         try await TestDatabase.withMigrated { url, db in
-            try await TestDatabase.withRunning(url) { other in
-                let locked = AsyncStream<Void>.makeStream()
-                let holder = Task {
-                    try await other.transaction { connection in
-                        try await connection.query("LOCK TABLE experiments IN ACCESS EXCLUSIVE MODE", logger: other.logger)
-                        locked.continuation.yield()
-                        try await connection.query("SELECT pg_sleep(3)", logger: other.logger)
-                    }
-                }
-                for await _ in locked.stream { break }
+            try await TestDatabase.whileLocked("experiments", in: url, for: 3) {
                 let (_, error) = await timed(.milliseconds(300)) { _ = try await db.experiments.list(status: nil, includeArchived: true) }
                 #expect(error is QueryDeadline.Passed, "\(String(describing: error))")
-                try await holder.value
-                #expect(try await db.experiments.list(status: nil, includeArchived: true).isEmpty)
             }
+            #expect(try await db.experiments.list(status: nil, includeArchived: true).isEmpty)
         }
     }
 

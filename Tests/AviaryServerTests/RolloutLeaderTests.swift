@@ -33,22 +33,12 @@ import Testing
             try await eventually("a leader") { try await leaderBackend(db) != nil }
             let first = try await leaderBackend(db)
             // A lock held elsewhere on the table every tick reads: the tick waits on it.
-            try await TestDatabase.withRunning(url) { other in
-                let locked = AsyncStream<Void>.makeStream()
-                let holder = Task {
-                    try await other.transaction { connection in
-                        try await connection.query("LOCK TABLE experiments IN ACCESS EXCLUSIVE MODE", logger: other.logger)
-                        locked.continuation.yield()
-                        try await connection.query("SELECT pg_sleep(8)", logger: other.logger)
-                    }
-                }
-                for await _ in locked.stream { break }
+            try await TestDatabase.whileLocked("experiments", in: url, for: 8) {
                 // Given up: the lock is free, or taken again on a new session.
                 try await eventually("the stalled leader giving up its lock", within: .seconds(6)) {
                     let now = try await leaderBackend(db)
                     return now != first
                 }
-                try await holder.value
             }
             // Once the table is free, the server leads again.
             try await eventually("leading again", within: .seconds(10)) { try await leaderBackend(db) != nil }

@@ -95,6 +95,34 @@ public enum TestDatabase {
         }
     }
 
+    /// Runs `body` while another session of database `url` holds `table` in ACCESS EXCLUSIVE
+    /// mode, for `seconds` from before `body` starts; returns once the lock is released.
+    public static func whileLocked<T: Sendable>(
+        _ table: StaticString, in url: String, for seconds: Int, _ body: @Sendable () async throws -> T
+    ) async throws -> T {
+        let client = PostgresClient(configuration: try DatabaseConfiguration.parse(url), backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            let locked = AsyncStream<Void>.makeStream()
+            let holder = Task {
+                // Ends the wait below also when the lock could not be taken.
+                defer { locked.continuation.finish() }
+                try await client.withConnection { connection in
+                    try await connection.query("BEGIN", logger: logger)
+                    try await connection.query("LOCK TABLE \(unescaped: "\(table)") IN ACCESS EXCLUSIVE MODE", logger: logger)
+                    locked.continuation.yield()
+                    try await connection.query("SELECT pg_sleep(\(seconds))", logger: logger)
+                    try await connection.query("COMMIT", logger: logger)
+                }
+            }
+            for await _ in locked.stream { break }
+            let result = try await body()
+            try await holder.value
+            return result
+        }
+    }
+
     private static func admin(_ url: String, _ body: @Sendable (PostgresConnection) async throws -> Void) async throws {
         let config = try DatabaseConfiguration.parse(url)
         let client = PostgresClient(configuration: config, backgroundLogger: logger)

@@ -45,7 +45,7 @@ struct ConfigFeed: Service {
         do {
             // What cannot be read keeps the version the snapshot served (`ConfigSnapshot(stored:previous:)`).
             try await snapshots.reload {
-                let stored = try await DatabaseDeadline.run(limit: Self.readLimit) { try await database.config.loadConfiguration() }
+                let stored = try await QueryDeadline.within(Self.readLimit) { try await database.config.loadConfiguration() }
                 let previous = snapshots.snapshot
                 if stored.unreadable.sorted() != previous.unreadable { report(stored.unreadable, was: previous.unreadable) }
                 return ConfigSnapshot(stored: stored, previous: previous)
@@ -55,7 +55,7 @@ struct ConfigFeed: Service {
         }
         do {
             let keysBefore = authenticator.unreadable
-            try await authenticator.reload { try await DatabaseDeadline.run(limit: Self.readLimit) { try await database.keys.active() } }
+            try await authenticator.reload { try await QueryDeadline.within(Self.readLimit) { try await database.keys.active() } }
             if authenticator.unreadable != keysBefore { report(authenticator.unreadable, was: keysBefore) }
         } catch {
             logger.warning("could not reload the keys; serving the last ones", metadata: ["error": "\(String(reflecting: error))"])

@@ -125,10 +125,11 @@ final class ExposureRecorder: Service, Sendable {
                 // A write on a connection the database cut as it was sent can wait without end,
                 // and the recorder, its queue and graceful shutdown with it. Past the limit it is
                 // cut (its connection closed, `QueryDeadline`) and the batch written again:
-                // exposures merge, so a write that lands twice changes nothing. Exposures the database refuses for what they hold
-                // are set apart and dropped; the rest of their batch is written.
+                // exposures merge, so a write that lands twice changes nothing. Exposures the
+                // database refuses for what they hold are set apart and dropped; the rest of
+                // their batch is written.
                 let refused = try await IsolatingWrite.write(batch) { [repository] part in
-                    try await DatabaseDeadline.run(limit: Self.writeLimit) { try await repository.record(part) }
+                    try await QueryDeadline.within(Self.writeLimit) { try await repository.record(part) }
                 }
                 reject(refused, of: batch.count)
             } catch {

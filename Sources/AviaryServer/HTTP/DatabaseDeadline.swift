@@ -2,8 +2,8 @@ import AviaryCore
 import AviaryPostgres
 import Hummingbird
 
-/// Bounds how long a request, or a piece of background work, waits for PostgreSQL
-/// (`QueryDeadline`): when the database is down the connection pool queues requests rather than
+/// Bounds how long a request waits for PostgreSQL (`QueryDeadline`, which background work uses
+/// directly): when the database is down the connection pool queues requests rather than
 /// failing them, and a query can wait on a lock or a server that stopped answering, so without
 /// a deadline an admin call would hang; with it the caller gets `503 database_unavailable` and
 /// `Retry-After`, and no query is left behind on a pooled connection.

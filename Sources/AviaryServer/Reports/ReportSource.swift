@@ -24,7 +24,7 @@ struct ReportSource: Sendable {
     func replicaLag() async -> Double? {
         guard let replica else { return nil }
         do {
-            return try await DatabaseDeadline.run(limit: Self.lagDeadline) { try await replica.replayLag() }
+            return try await QueryDeadline.within(Self.lagDeadline) { try await replica.replayLag() }
         } catch {
             logger.debug("the read replica did not answer", metadata: ["error": "\(String(reflecting: error).prefix(300))"])
             return nil

@@ -53,7 +53,7 @@ final class NoticeDeliverer: Service, Sendable {
     func deliverDue() async {
         let taken: [NoticeOutbox.Taken]
         do {
-            taken = try await DatabaseDeadline.run(limit: .seconds(5)) { [outbox, lease] in try await outbox.take(lease: lease) }
+            taken = try await QueryDeadline.within(.seconds(5)) { [outbox, lease] in try await outbox.take(lease: lease) }
         } catch {
             return  // the database is away: the notices wait in the outbox
         }
@@ -102,7 +102,7 @@ final class NoticeDeliverer: Service, Sendable {
     /// taken again — at least once, never lost.
     private func mark(_ write: @escaping @Sendable () async throws -> Void) async {
         do {
-            try await DatabaseDeadline.run(limit: .seconds(5), write)
+            try await QueryDeadline.within(.seconds(5), write)
         } catch {
             logger.warning("could not record a rollout notice's attempt; it will be tried again", metadata: ["error": "\(error)"])
         }

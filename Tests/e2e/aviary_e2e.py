@@ -123,6 +123,14 @@ def create_client_key(server: Server, name: str = "e2e") -> str:
     return key
 
 
+def key_everywhere(key: str, *servers: Server, timeout: float = 5) -> None:
+    """Wait until every server honours `key`: a key created on one server reaches the others
+    within the key refresh interval (docs/api.md), and they answer 401 until then. Asks a route
+    with no side effects: a client key gets 403 there once it is known."""
+    eventually(lambda: all(Api(s, key).get("/v1/experiments").status_code != 401 for s in servers), timeout=timeout,
+               what="the new key on every server")
+
+
 def expect(response: requests.Response, *statuses: int) -> requests.Response:
     """Assert the status, showing the request and the body when it is wrong."""
     assert response.status_code in statuses, (

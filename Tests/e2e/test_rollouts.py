@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from aviary_e2e import Api, Server, admin, create_client_key, create_experiment, dumps, expect, poll_until
+from aviary_e2e import Api, Server, admin, create_client_key, create_experiment, dumps, expect, key_everywhere, poll_until
 from aviary_e2e import canary_rollout as canary, get_experiment as state
 from webhook_receiver import WebhookReceiver as Hooks
 
@@ -91,6 +91,7 @@ def test_guardrail_breach_rolls_back_everywhere_and_notifies(replicas) -> None:
             "guardrails": [{"metric": "error_rate", "max": 0.1}]}))
         client_a = Api(a, create_client_key(a))
         client_b = Api(b, client_a.key)
+        key_everywhere(client_a.key, a, b)
         # Units in the canary at 50 %, seen by both replicas.
         canaries = []
         for i in range(200):

@@ -10,7 +10,7 @@ import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from aviary_e2e import Api, Server, admin, create_client_key, create_experiment, eventually, expect
+from aviary_e2e import Api, Server, admin, create_client_key, create_experiment, eventually, expect, key_everywhere
 from conftest import psql
 
 
@@ -43,6 +43,7 @@ def test_a_broken_row_stops_nothing_and_a_put_repairs_it(aviary_factory) -> None
     key = create_client_key(a, "unreadable")
     clients = {name: Api(server, key) for name, server in (("a", a), ("b", b))}
     units = [f"u{i}" for i in range(40)]
+    key_everywhere(key, a, b)
     eventually(lambda: all(assigned(c, "broken", "u0")["in_experiment"] for c in clients.values()), timeout=5)
     served = {u: assigned(clients["a"], "broken", u)["variant"] for u in units}
     assert set(served.values()) == {"control", "treatment"}, served

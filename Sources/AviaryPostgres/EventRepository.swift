@@ -47,22 +47,25 @@ public struct EventRepository: Sendable {
     }
 
     /// The exposures that events naming an experiment make: each in the unit the experiment
-    /// counts (`aviary_event_unit`, migration 0008). Experiments that do not exist, and events
-    /// without that unit's id, make none.
+    /// counts (`Attribution`). Experiments that do not exist, and events without that unit's
+    /// id, make none.
     private func exposures(_ claims: [Event], on connection: PostgresConnection) async throws -> [Exposure] {
+        let named = Array(Set(claims.compactMap(\.experiment)))
         let rows = try await connection.query(
-            """
-            SELECT b.i, aviary_event_unit(x.definition, NULLIF(b.u, ''), NULLIF(b.a, ''))
-            FROM unnest(\(Array(claims.indices))::int8[], \(claims.map { $0.experiment ?? "" })::text[],
-                        \(claims.map { $0.userID ?? "" })::text[], \(claims.map { $0.anonymousID ?? "" })::text[]) AS b(i, e, u, a)
-            JOIN experiments x ON x.key = b.e
-            """, logger: database.logger)
-        var exposures: [Exposure] = []
-        for try await (index, unit) in rows.decode((Int, String?).self) {
-            guard let unit, let experiment = claims[index].experiment, let variant = claims[index].variant else { continue }
-            exposures.append(Exposure(experiment: experiment, unit: unit, variant: variant, at: claims[index].ts, appVersion: claims[index].appVersion))
+            "SELECT key, definition->>'unit', definition->>'fallback_unit' FROM experiments WHERE key = ANY(\(named)::text[])",
+            logger: database.logger)
+        var attributions: [String: Attribution] = [:]
+        for try await (key, unit, fallback) in rows.decode((String, String?, String?).self) {
+            // As the validator reads them: the unit defaults to user_id.
+            attributions[key] = Attribution(
+                unit: unit.flatMap(UnitKind.init(rawValue:)) ?? .userID, fallback: fallback.flatMap(UnitKind.init(rawValue:)))
         }
-        return exposures
+        return claims.compactMap { claim in
+            guard let experiment = claim.experiment, let variant = claim.variant, let attribution = attributions[experiment],
+                let unit = attribution.unit(userID: claim.userID, anonymousID: claim.anonymousID)
+            else { return nil }
+            return Exposure(experiment: experiment, unit: unit, variant: variant, at: claim.ts, appVersion: claim.appVersion)
+        }
     }
 
     /// Makes sure the monthly partitions around `date` exist, so new events do not pile up in

@@ -31,21 +31,21 @@ extension ExperimentRepository {
             """, logger: logger)
     }
 
-    /// The rollout history, oldest first, as the report shows it.
-    public func rolloutHistory(_ key: String) async throws -> [JSON] {
+    /// The rollout history, oldest first. A row whose event this version does not know is
+    /// left out (and stops nothing else).
+    public func rolloutHistory(_ key: String) async throws -> [RolloutHistoryEntry] {
         try await database.withConnection { connection in
             let rows = try await connection.query(
                 """
                 SELECT at, event, step, percent, reason, actor_key_id, guardrails::text FROM rollout_history
                 WHERE experiment_key = \(key) ORDER BY id
                 """, logger: logger)
-            var result: [JSON] = []
+            var result: [RolloutHistoryEntry] = []
             for try await (at, event, step, percent, reason, actor, guardrails) in rows.decode((Date, String, Int, Double, String?, String?, String).self) {
-                result.append([
-                    "at": .string(Timestamp.format(at)), "event": .string(event), "step": .number(Double(step)), "percent": .number(percent),
-                    "reason": reason.map(JSON.string) ?? .null, "actor_key_id": actor.map(JSON.string) ?? .null,
-                    "guardrails": (try? JSON.stored(guardrails)) ?? .array([]),
-                ])
+                guard let kind = RolloutEventKind(rawValue: event) else { continue }
+                let readings = ((try? JSON.stored(guardrails))?.arrayValue ?? []).compactMap(GuardrailReading.init(json:))
+                result.append(
+                    RolloutHistoryEntry(at: at, event: kind, step: step, percent: percent, reason: reason, actorKeyID: actor, guardrails: readings))
             }
             return result
         }

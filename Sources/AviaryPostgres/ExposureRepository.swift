@@ -3,26 +3,6 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// A unit served a variant of an experiment at a time: by assignment, or by an event naming the
-/// experiment and the variant.
-public struct Exposure: Sendable, Hashable {
-    public var experiment: String
-    public var unit: String
-    public var variant: String
-    public var at: Date
-    public var country: String?
-    public var appVersion: String?
-
-    public init(experiment: String, unit: String, variant: String, at: Date, country: String? = nil, appVersion: String? = nil) {
-        self.experiment = experiment
-        self.unit = unit
-        self.variant = variant
-        self.at = at
-        self.country = country
-        self.appVersion = appVersion
-    }
-}
-
 /// The exposure history (migration 0008): `exposure_history` holds every variant each unit was
 /// served, with the first time; `exposures` holds each unit's earliest exposure and whether it
 /// was served more than one variant, which is what A/B reports read.

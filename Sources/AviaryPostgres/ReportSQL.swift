@@ -178,8 +178,8 @@ struct ReportSQL {
 
     /// Each unit's events while it was served its variant (from its first exposure on, for an
     /// A/B report), as rows `e`. With a fallback unit an event belongs to its primary id when it
-    /// has one, else to its fallback id (as `aviary_event_unit`): two joins, each served by an
-    /// index (a COALESCE could not be). An event naming the experiment and another variant than
+    /// has one, else to its fallback id (`Attribution`): two joins, each served by an index (a
+    /// COALESCE could not be). An event naming the experiment and another variant than
     /// its unit's is left out (its own exposure makes such a unit one served several variants).
     ///
     /// With CUPED (`cupedDays`) the rows start that many days before first exposure, those
@@ -197,10 +197,12 @@ struct ReportSQL {
             if query.attribution == .servedAt { during += " AND e.ts < coalesce(u.until, 'infinity'::timestamptz)" }
             during += Self.window("e.ts", query, &b)
         }
-        var walks = ["SELECT \(columns) FROM units u JOIN events e ON \(column(experiment.unit)) = u.unit\(during)"]
-        if let fallback = experiment.fallbackUnit {
-            walks.append(
-                "SELECT \(columns) FROM units u JOIN events e ON \(column(experiment.unit)) IS NULL AND \(column(fallback)) = u.unit\(during)")
+        // One join per id kind in the order `Attribution` tries them, each on the events
+        // without the earlier kinds' ids.
+        let order = Attribution(experiment).order
+        let walks = order.indices.map { i in
+            let earlier = order[..<i].map { "\(column($0)) IS NULL AND " }.joined()
+            return "SELECT \(columns) FROM units u JOIN events e ON \(earlier)\(column(order[i])) = u.unit\(during)"
         }
         return """
             FROM (\(walks.joined(separator: " UNION ALL "))) e
@@ -419,9 +421,7 @@ struct ReportSQL {
         var b = Binder()
         let key = b.bind(experiment.key)
         let since = b.bind(watermark)
-        var kinds = [experiment.unit]
-        if let fallback = experiment.fallbackUnit { kinds.append(fallback) }
-        let eventUnits = kinds.map { "SELECT \(column($0)) AS unit FROM events e WHERE e.received_at >= \(since) AND \(column($0)) IS NOT NULL" }
+        let eventUnits = Attribution(experiment).order.map { "SELECT \(column($0)) AS unit FROM events e WHERE e.received_at >= \(since) AND \(column($0)) IS NOT NULL" }
         return b.query(
             """
             SELECT t.unit FROM (\(eventUnits.joined(separator: " UNION ALL "))) t

@@ -70,46 +70,50 @@ struct AviaryServerParts {
         HealthController(database: database, migrations: migrations, authenticator: authenticator, snapshots: snapshots, unreadable: unreadable)
             .addRoutes(to: router)
 
-        let admin = AuthMiddleware(authenticator: authenticator, role: .admin)
-        // After authentication, which names the key; never on assignment or OFREP.
-        let limited = RateLimitMiddleware(limiter: configuration.rateLimit.map(RateLimiter.init(rate:)))
-        let reload = ReloadAfterWriteMiddleware<AviaryRequestContext>(feed: feed)
-        // Innermost: the deadline bounds the handler's wait for PostgreSQL, not the reload after it.
-        let bounded = DatabaseDeadlineMiddleware<AviaryRequestContext>()
-        // After authentication: an unknown caller learns nothing about the routes' parameters.
-        let known = KnownQueryParametersMiddleware()
         let notifier = NoticeDeliverer(outbox: database.notices, logger: logger, secret: configuration.notifySecret, metrics: metrics)
         if configuration.notifyHosts == nil {
             // A notice, not a warning: a healthy default start prints no warning (docs/operations.md).
             logger.notice("AVIARY_NOTIFY_HOSTS is not set: rollout notices may go to any host an admin names (docs/security.md)")
         }
-        let experiments = ExperimentsController(
-            repository: database.experiments, notices: database.notices, notifyHosts: configuration.notifyHosts)
-        experiments.addRoutes(
-            to: router.group("v1/experiments").add(middleware: admin).add(middleware: known).add(middleware: limited).add(middleware: reload).add(middleware: bounded))
-        ConfigObjectsController(store: database.cohorts, path: "/v1/cohorts", listField: "cohorts").addRoutes(
-            to: router.group("v1/cohorts").add(middleware: admin).add(middleware: known).add(middleware: limited).add(middleware: reload).add(middleware: bounded))
-        KeysController(repository: database.keys, authenticator: authenticator).addRoutes(to: router.group("v1/keys").add(middleware: admin).add(middleware: known).add(middleware: limited).add(middleware: bounded))
-        let reports = ReportsController(experiments: database.experiments, metrics: database.metrics, source: reportSource)
-        reports.addRoutes(
-            to: router.group("v1/experiments").add(middleware: admin).add(middleware: known).add(middleware: limited).add(middleware: DatabaseDeadlineMiddleware(limit: ReportsController.deadline)))
-        ConfigObjectsController(store: database.metrics, path: "/v1/metrics", listField: "metrics").addRoutes(
-            to: router.group("v1/metrics").add(middleware: admin).add(middleware: known).add(middleware: limited).add(middleware: bounded))
-        AuditController(repository: database.audit).addRoutes(to: router.group("v1/audit").add(middleware: admin).add(middleware: known).add(middleware: limited).add(middleware: bounded))
+        // Every change, whoever asks for it (REST, the dashboard, the rollout leader).
+        let changes = Changes(database: database, feed: feed, notifyHosts: configuration.notifyHosts)
+        let reports = Reports(experiments: database.experiments, metrics: database.metrics, source: reportSource)
 
+        // One limit per key across the admin API and event ingestion; after authentication,
+        // which names the key; never on assignment or OFREP.
+        let limited = RateLimitMiddleware(limiter: configuration.rateLimit.map(RateLimiter.init(rate:)))
+        // The admin API: authenticated first (an unknown caller learns nothing about the routes'
+        // parameters), then the parameter check and the rate limit.
+        let adminAPI = router.group("v1")
+            .add(middleware: AuthMiddleware(authenticator: authenticator, role: .admin))
+            .add(middleware: KnownQueryParametersMiddleware())
+            .add(middleware: limited)
+        // Innermost: the deadline bounds the handler's wait for PostgreSQL.
+        let bounded = adminAPI.group().add(middleware: DatabaseDeadlineMiddleware<AviaryRequestContext>())
+        ExperimentsController(repository: database.experiments, notices: database.notices, changes: changes)
+            .addRoutes(to: bounded.group("experiments"))
+        ReportsController(reports: reports)
+            .addRoutes(to: adminAPI.group("experiments").add(middleware: DatabaseDeadlineMiddleware(limit: Reports.deadline)))
+        ConfigObjectsController(store: database.cohorts, changes: changes, path: "/v1/cohorts", listField: "cohorts").addRoutes(to: bounded.group("cohorts"))
+        ConfigObjectsController(store: database.metrics, changes: changes, path: "/v1/metrics", listField: "metrics").addRoutes(to: bounded.group("metrics"))
+        KeysController(repository: database.keys, changes: changes).addRoutes(to: bounded.group("keys"))
+        AuditController(repository: database.audit).addRoutes(to: bounded.group("audit"))
+
+        // The client API. Assignment and OFREP never wait on the database and are not rate limited.
         let client = AuthMiddleware(authenticator: authenticator, role: .client)
         AssignController(snapshots: snapshots, exposures: exposures, metrics: metrics).addRoutes(to: router.group("v1/assign").add(middleware: client))
-        OptOutController(repository: database.optOuts).addRoutes(to: router.group("v1/opt-out").add(middleware: client).add(middleware: known).add(middleware: reload).add(middleware: bounded))
+        let clientWrites = router.group("v1").add(middleware: client).add(middleware: KnownQueryParametersMiddleware())
+        OptOutController(changes: changes).addRoutes(to: clientWrites.group("opt-out").add(middleware: DatabaseDeadlineMiddleware<AviaryRequestContext>()))
         // A batch writer per pool connection, less the ones assignment and admin work need.
         EventsController(repository: database.events, maxInFlight: max(2, configuration.databaseMaxConnections - 4), metrics: metrics).addRoutes(
-            to: router.group("v1/events").add(middleware: client).add(middleware: known).add(middleware: limited))
+            to: clientWrites.group("events").add(middleware: limited))
         OFREPController(snapshots: snapshots, exposures: exposures, metrics: metrics).addRoutes(
             to: router.group("ofrep/v1/evaluate").add(middleware: AuthMiddleware(authenticator: authenticator, role: .client, emptyErrorBodies: true)))
 
         let (templates, stylesheet) = try await DashboardController.loadAssets()
         DashboardController(
-            templates: templates, stylesheet: stylesheet, database: database, keys: authenticator, reports: reports, experiments: experiments,
-            feed: feed
+            templates: templates, stylesheet: stylesheet, database: database, keys: authenticator, reports: reports, changes: changes,
+            unreadable: unreadable
         ).addRoutes(to: router)
 
         // Services stop in reverse order: the server first, then the exposure flush, while the
@@ -117,7 +121,7 @@ struct AviaryServerParts {
         var services: [any Service] = [
             database, feed, exposures, notifier, EventPartitionService(
                 repository: database.events, interval: .seconds(6 * 3600), retentionDays: configuration.eventRetentionDays, logger: logger),
-            RolloutLeader(database: database, reports: reportSource, tick: configuration.rolloutTick, logger: logger),
+            RolloutLeader(changes: changes, reports: reportSource, tick: configuration.rolloutTick, logger: logger),
         ]
         if let replica { services.insert(replica, at: 1) }
         if let interval = configuration.reportRefresh {

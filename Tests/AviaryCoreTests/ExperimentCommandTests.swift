@@ -154,7 +154,7 @@ struct ExperimentCommandTests {
 
     @Test func startAdvanceRollbackMoveOnlyTheRolledWeight() throws {
         let start = try Self.change(.lifecycle(.start, winner: nil, reason: nil, ifMatch: nil), to: Experiment(definition: Self.definition()))
-        #expect(start.rolloutEvent == RolloutEvent(event: "started") && start.experiment.rolloutState?.phase == .running)
+        #expect(start.rolloutEvent == RolloutEvent(.started) && start.experiment.rolloutState?.phase == .running)
         var e = start.experiment
         #expect(Self.canaryWeight(e) == 500)
         let advanced = try Self.change(.decideRollout(.advance(to: 1), readings: [], decidedAt: e.revision), to: e, at: 60)
@@ -162,7 +162,7 @@ struct ExperimentCommandTests {
         e = advanced.experiment
         #expect(Self.canaryWeight(e) == 2_500 && e.rolloutState?.step == 1 && e.rolloutState?.stepStartedAt == Self.t0.addingTimeInterval(60))
         let back = try Self.change(.decideRollout(.rollback(reason: "errors"), readings: [], decidedAt: e.revision), to: e)
-        #expect(back.rolloutEvent == RolloutEvent(event: "rolled_back", reason: "errors"))
+        #expect(back.rolloutEvent == RolloutEvent(.rolledBack, reason: "errors"))
         e = back.experiment
         #expect(Self.canaryWeight(e) == 0 && e.status == .rolledBack && e.rolloutState?.phase == .rolledBack)
     }
@@ -217,7 +217,7 @@ struct ExperimentCommandTests {
         let resumed = try Self.change(.lifecycle(.resume, winner: nil, reason: nil, ifMatch: nil), to: paused, at: 1_000).experiment
         #expect(resumed.rolloutState?.elapsed(at: Self.t0.addingTimeInterval(1_010)) == 50)
         let byHand = try Self.change(.lifecycle(.rollback, winner: nil, reason: nil, ifMatch: nil), to: resumed)
-        #expect(byHand.rolloutEvent == RolloutEvent(event: "rolled_back", reason: "rolled back by hand") && Self.canaryWeight(byHand.experiment) == 0)
+        #expect(byHand.rolloutEvent == RolloutEvent(.rolledBack, reason: "rolled back by hand") && Self.canaryWeight(byHand.experiment) == 0)
     }
 
     @Test func aReplacementKeepsTheRolloutsShare() throws {

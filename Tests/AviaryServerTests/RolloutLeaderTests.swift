@@ -27,7 +27,10 @@ import Testing
     @Test func aTickThatCannotFinishGivesUpTheLead() async throws {
         try await TestDatabase.withMigrated { url, db in
             let reports = ReportSource(primary: db, replica: nil, maxLag: 5, logger: TestDatabase.logger)
-            let leader = RolloutLeader(database: db, reports: reports, tick: .milliseconds(100), tickLimit: .milliseconds(400), logger: TestDatabase.logger)
+            let feed = ConfigFeed(
+                database: db, snapshots: SnapshotStore(), authenticator: KeyAuthenticator(), pollInterval: .seconds(5), logger: TestDatabase.logger)
+            let changes = Changes(database: db, feed: feed, notifyHosts: nil)
+            let leader = RolloutLeader(changes: changes, reports: reports, tick: .milliseconds(100), tickLimit: .milliseconds(400), logger: TestDatabase.logger)
             let running = Task { try await leader.run() }
             defer { running.cancel() }
             try await eventually("a leader") { try await leaderBackend(db) != nil }

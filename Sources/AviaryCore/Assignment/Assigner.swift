@@ -57,7 +57,7 @@ public enum Assigner {
         func answer(_ index: Int, _ reason: AssignmentReason, _ inExperiment: Bool, _ unit: String?, _ rule: Int? = nil) -> Assignment {
             Assignment(experiment: experiment, variantIndex: index, reason: reason, inExperiment: inExperiment, unit: unit, ruleIndex: rule)
         }
-        let unit = evaluation.unit(experiment.unit) ?? experiment.fallbackUnit.flatMap { evaluation.unit($0) }
+        let unit = experiment.attribution.unit { evaluation.unit($0) }
 
         switch experiment.status {
         case .running: break

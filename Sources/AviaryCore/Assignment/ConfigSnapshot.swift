@@ -70,8 +70,9 @@ public final class CompiledExperiment: Sendable {
 
     public let key: String
     public let status: ExperimentStatus
-    public let unit: UnitKind
-    public let fallbackUnit: UnitKind?
+    /// Which of the request's ids is its unit.
+    public let attribution: Attribution
+    public var unit: UnitKind { attribution.unit }
     public let salt: String
     public let layerRange: LayerRange?
     let saltPrefix: Murmur3.Partial
@@ -94,8 +95,7 @@ public final class CompiledExperiment: Sendable {
         let d = experiment.definition
         key = d.key
         status = experiment.status
-        unit = d.unit
-        fallbackUnit = d.fallbackUnit
+        attribution = Attribution(d)
         salt = d.salt
         layerRange = d.layerRange
         saltPrefix = Bucketing.prefix(salt: d.salt)

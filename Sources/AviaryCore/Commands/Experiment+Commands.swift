@@ -79,7 +79,7 @@ extension Experiment {
             var experiment = before
             state.approved = true
             experiment.rolloutState = state
-            var event = RolloutEvent(event: "approved")
+            var event = RolloutEvent(.approved)
             if state.phase == .awaitingApproval {
                 experiment.apply(state.step + 1 < plan.steps.count ? .advance(to: state.step + 1) : .complete, now: now)
                 event.reason = "step \(experiment.rolloutState!.step) entered on approval"
@@ -95,7 +95,8 @@ extension Experiment {
             guard let event = experiment.apply(decision, now: now) else {
                 return ExperimentChange(experiment: experiment, before: before, action: nil)
             }
-            return experiment.revised(from: before, action: "rollout.\(event.event)", event: event, now: now)
+            // A pause or rollback is the lifecycle action it would be by hand, audited alike.
+            return experiment.revised(from: before, action: event.kind.lifecycleAction?.rawValue ?? "rollout.\(event.event)", event: event, now: now)
         }
     }
 

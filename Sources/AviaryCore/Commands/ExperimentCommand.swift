@@ -42,15 +42,18 @@ public struct CommandContext: Sendable {
     }
 }
 
-/// One row of a rollout's history (`rollout.history` of a report).
+/// What a change did to a rollout: the event of its history's new row (`RolloutHistoryEntry`).
 public struct RolloutEvent: Sendable, Hashable {
-    public var event: String
+    public var kind: RolloutEventKind
     public var reason: String?
 
-    public init(event: String, reason: String? = nil) {
-        self.event = event
+    public init(_ kind: RolloutEventKind, reason: String? = nil) {
+        self.kind = kind
         self.reason = reason
     }
+
+    /// The event's name, as stored and shown.
+    public var event: String { kind.rawValue }
 }
 
 /// What a command does: the experiment after it, and what storage records with it.
@@ -60,7 +63,8 @@ public struct ExperimentChange: Sendable {
     /// The experiment before, nil when created.
     public var before: Experiment?
     /// The revision's action and, prefixed `experiment.`, the audit's (`create`, `update`,
-    /// `archive`, `start`, …, `rollout.approve`, `rollout.advanced`, …); nil when only the
+    /// `archive`, `start`, …, `rollout.approve`, `rollout.advanced`, …; a pause or rollback is
+    /// `pause` or `rollback` whoever decides it, a person or the controller); nil when only the
     /// rollout's guardrail readings changed, which makes no revision and no notice.
     public var action: String?
     /// The rollout history's new row, if any.

@@ -18,7 +18,7 @@ extension Report {
             "srm_warning": .bool(srmWarning),
             "srm_note": srm.note.map(JSON.string) ?? .null,
             "groups": .array(groups.map(\.json)),
-            "rollout": rollout ?? .null,
+            "rollout": rollout?.json ?? .null,
             "source": .string(source),
             "replica_lag_seconds": Self.number(replicaLagSeconds),
         ]

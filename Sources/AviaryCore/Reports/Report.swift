@@ -49,7 +49,7 @@ public struct Report: Sendable {
     public var srmWarning: Bool { (srm.pValue ?? 1) < Self.srmThreshold }
     public var groups: [ReportGroup]
     /// The rollout section (docs/api.md, "Rollouts"); nil for an experiment without a rollout.
-    public var rollout: JSON?
+    public var rollout: ReportRollout?
     /// Which database answered: `primary` or `replica` (docs/operations.md, "A read replica").
     public var source = "primary"
     /// The read replica's replay lag when the report was read; nil without a replica, or when
@@ -75,7 +75,7 @@ public enum ReportBuilder {
     ///   - aggregates: one per group that has attributed events.
     public static func build(
         experiment: ExperimentDefinition, metrics: [String: Metric], query: ReportQuery,
-        exposedUnits: [String: Int], multipleExposures: Int = 0, aggregates: [GroupAggregate], rollout: JSON? = nil
+        exposedUnits: [String: Int], multipleExposures: Int = 0, aggregates: [GroupAggregate], rollout: ReportRollout? = nil
     ) -> Report {
         let keys = metricKeys(of: experiment)
         var byKey: [ReportGroupKey: GroupAggregate] = [:]

@@ -43,27 +43,27 @@ extension Experiment {
         case .start:
             if let first = plan.steps.first, let stepped = definition.withRolloutPercent(first) { definition = stepped }
             rolloutState = RolloutState(stepStartedAt: now)
-            return RolloutEvent(event: "started")
+            return RolloutEvent(.started)
         case .pause:
             guard var state = rolloutState, state.phase == .running || state.phase == .awaitingApproval else { return nil }
             state.elapsedBeforePause = state.elapsed(at: now)
             state.phase = .paused
             rolloutState = state
-            return RolloutEvent(event: "paused", reason: reason)
+            return RolloutEvent(.paused, reason: reason)
         case .resume:
             guard var state = rolloutState, state.phase == .paused else { return nil }
             state.phase = .running
             state.stepStartedAt = now
             state.reason = nil
             rolloutState = state
-            return RolloutEvent(event: "resumed")
+            return RolloutEvent(.resumed)
         case .rollback:
             if let zero = definition.withRolloutPercent(0) { definition = zero }
             var state = rolloutState ?? RolloutState(stepStartedAt: now)
             state.phase = .rolledBack
             state.reason = reason ?? "rolled back by hand"
             rolloutState = state
-            return RolloutEvent(event: "rolled_back", reason: state.reason)
+            return RolloutEvent(.rolledBack, reason: state.reason)
         case .stop:
             return nil
         }
@@ -102,25 +102,25 @@ extension Experiment {
             state.stepStartedAt = now
             state.elapsedBeforePause = 0
             state.approved = false
-            return RolloutEvent(event: "advanced")
+            return RolloutEvent(.advanced)
         case .awaitApproval:
             state.phase = .awaitingApproval
-            return RolloutEvent(event: "awaiting_approval")
+            return RolloutEvent(.awaitingApproval)
         case .complete:
             state.phase = .completed
-            return RolloutEvent(event: "completed")
+            return RolloutEvent(.completed)
         case .rollback(let reason):
             if let zero = definition.withRolloutPercent(0) { definition = zero }
             status = .rolledBack
             state.phase = .rolledBack
             state.reason = reason
-            return RolloutEvent(event: "rolled_back", reason: reason)
+            return RolloutEvent(.rolledBack, reason: reason)
         case .pause(let reason):
             status = .paused
             state.elapsedBeforePause = state.elapsed(at: now)
             state.phase = .paused
             state.reason = reason
-            return RolloutEvent(event: "paused", reason: reason)
+            return RolloutEvent(.paused, reason: reason)
         }
     }
 }

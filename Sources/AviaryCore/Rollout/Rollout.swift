@@ -295,10 +295,7 @@ extension RolloutState {
         guard let o = storage.objectValue, let phase = o["state"]?.stringValue.flatMap(Phase.init(rawValue:)),
               let step = o["step"]?.numberValue, let started = o["step_started_at"]?.stringValue.flatMap(Timestamp.parse)
         else { return nil }
-        let readings: [GuardrailReading] = (o["guardrails"]?.arrayValue ?? []).compactMap { item in
-            guard let metric = item["metric"]?.stringValue else { return nil }
-            return GuardrailReading(metric: metric, value: item["value"]?.numberValue, ok: item["ok"]?.boolValue ?? true)
-        }
+        let readings = (o["guardrails"]?.arrayValue ?? []).compactMap(GuardrailReading.init(json:))
         self.init(
             phase: phase, step: Int(step), stepStartedAt: started, elapsedBeforePause: o["elapsed_before_pause"]?.numberValue ?? 0,
             reason: o["reason"]?.stringValue, approved: o["approved"]?.boolValue ?? false, guardrails: readings)

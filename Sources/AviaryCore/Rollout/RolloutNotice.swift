@@ -5,9 +5,6 @@ import Foundation
 /// outbox), so a server that dies after the change still has it delivered, by another, with
 /// the same delivery id.
 public struct RolloutNotice: Sendable, Hashable {
-    /// The rollout events that post a notice.
-    public static let events: Set<String> = ["rolled_back", "paused"]
-
     /// One id for every attempt at this notice (`X-Aviary-Delivery`).
     public var delivery: String
     public var experiment: String
@@ -19,7 +16,7 @@ public struct RolloutNotice: Sendable, Hashable {
     /// controller) of an experiment whose rollout names a `notify_url`; nil for any other change.
     public init?(_ change: ExperimentChange, delivery: UUID = UUID()) {
         let experiment = change.experiment
-        guard let event = change.rolloutEvent, Self.events.contains(event.event), let plan = experiment.definition.rollout,
+        guard let event = change.rolloutEvent, event.kind.postsNotice, let plan = experiment.definition.rollout,
             let url = plan.notifyURL
         else { return nil }
         var payload: [String: JSON] = [

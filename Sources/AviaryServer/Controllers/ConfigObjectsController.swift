@@ -6,7 +6,9 @@ import Hummingbird
 /// a revision — list, read, create or replace with `PUT`, change some fields with `PATCH` (a JSON
 /// merge patch; `If-Match` optional for both), delete while unused.
 struct ConfigObjectsController<Object: ConfigObject> {
+    /// Reads; every write goes through `changes`.
     let store: ConfigObjectStore<Object>
+    let changes: Changes
     /// Where the group is mounted, for `Location`: `/v1/cohorts`.
     let path: String
     /// The list's field: `cohorts`.
@@ -26,19 +28,19 @@ struct ConfigObjectsController<Object: ConfigObject> {
             let key = try context.parameters.require("key")
             let ifMatch = try request.ifMatchRevision()
             let body = try await request.decodeJSON(context: context)!
-            let (object, outcome) = try await store.put(key, body: body, ifMatch: ifMatch, actor: context.apiKey?.id)
+            let (object, outcome) = try await changes.put(store, key, body: body, ifMatch: ifMatch, by: .key(context.apiKey?.id))
             return Response.revisioned(object.json, revision: object.revision, createdAt: outcome == .created ? "\(path)/\(key)" : nil)
         }
         group.patch(":key") { request, context in
             let key = try context.existingKey(of: Object.kind)
             let ifMatch = try request.ifMatchRevision()
             let patch = try await request.decodeMergePatch(context: context)
-            let object = try await store.patch(key, patch: patch, ifMatch: ifMatch, actor: context.apiKey?.id)
+            let object = try await changes.patch(store, key, patch: patch, ifMatch: ifMatch, by: .key(context.apiKey?.id))
             return Response.revisioned(object.json, revision: object.revision)
         }
         group.delete(":key") { _, context in
             let key = try context.existingKey(of: Object.kind)
-            try await store.delete(key, actor: context.apiKey?.id)
+            try await changes.delete(store, key, by: .key(context.apiKey?.id))
             return Response(status: .noContent)
         }
     }

@@ -4,10 +4,10 @@ import Hummingbird
 
 /// `/v1/experiments`: create, list, read, replace, patch, archive, lifecycle and revision history.
 struct ExperimentsController {
+    /// Reads; every write goes through `changes`.
     let repository: ExperimentRepository
     let notices: NoticeOutbox
-    /// Where rollout notices may go (`AVIARY_NOTIFY_HOSTS`); nil: anywhere.
-    var notifyHosts: NotifyHosts?
+    let changes: Changes
 
     func addRoutes(to group: RouterGroup<AviaryRequestContext>) {
         group.post(use: create)
@@ -115,13 +115,9 @@ struct ExperimentsController {
         return Response.revisioned(experiment.json, revision: experiment.revision)
     }
 
-    /// Runs a command as the request's key (the REST routes' and the dashboard's buttons'); every
-    /// command from HTTP either changes the experiment or throws. A rollback's or pause's notice
-    /// is written with the change (the outbox).
+    /// Runs a command as the request's key; every command from HTTP either changes the
+    /// experiment or throws.
     func execute(_ command: ExperimentCommand, key: String, _ context: AviaryRequestContext) async throws -> Experiment {
-        guard let change = try await repository.execute(command, key: key, actor: context.apiKey?.id, notifyHosts: notifyHosts) else {
-            throw AviaryError.conflict("experiment \"\(key)\" changed meanwhile; try again")
-        }
-        return change.experiment
+        try await changes.experiment(command, key: key, by: .key(context.apiKey?.id))
     }
 }

@@ -4,8 +4,9 @@ import Hummingbird
 
 /// `/v1/keys`: create (the secret is in this one answer only), list, revoke.
 struct KeysController {
+    /// Reads; every write goes through `changes`.
     let repository: APIKeyRepository
-    let authenticator: KeyAuthenticator
+    let changes: Changes
 
     func addRoutes(to group: RouterGroup<AviaryRequestContext>) {
         group.post(use: create)
@@ -30,8 +31,7 @@ struct KeysController {
         }
         guard issues.isEmpty, let role else { throw AviaryError.invalid(code: "invalid_key", issues: issues.issues) }
         let actor = context.apiKey?.id
-        let (key, secret) = try await repository.create(role: role, name: name, actor: actor)
-        try await authenticator.reload(from: repository)
+        let (key, secret) = try await changes.createKey(role: role, name: name, by: .key(actor))
         var json = key.json.objectValue ?? [:]
         json["key"] = .string(secret)
         return Response.json(.object(json), status: .created, headers: [.location: "/v1/keys/\(key.id)", .cacheControl: "no-store"])
@@ -45,8 +45,7 @@ struct KeysController {
         let id = try context.parameters.require("id")
         guard id.utf8.count <= 64 else { throw AviaryError.notFound("key does not exist") }
         let actor = context.apiKey?.id
-        try await repository.revoke(id: id, actor: actor)
-        try await authenticator.reload(from: repository)
+        try await changes.revokeKey(id, by: .key(actor))
         return Response(status: .noContent)
     }
 }

@@ -6,7 +6,7 @@ import Hummingbird
 /// opting out. The units come from the body (`{"user_id", "anonymous_id"}`) or, without a
 /// body, from the request as `/v1/assign` reads it. Replicas serve the change within a second.
 struct OptOutController {
-    let repository: OptOutRepository
+    let changes: Changes
 
     func addRoutes(to group: RouterGroup<AviaryRequestContext>) {
         group.post { request, context in try await change(request, context: context, optOut: true) }
@@ -40,8 +40,7 @@ struct OptOutController {
                 ValidationIssue(path: "", message: "name a unit: a body {\"user_id\"} or {\"anonymous_id\"}, X-Aviary-User, or the aviary_id cookie")
             ])
         }
-        let chosen = units
-        if optOut { try await repository.optOut(units: chosen) } else { try await repository.optIn(units: chosen) }
+        try await changes.optOut(optOut, units: units)
         return Response.json(["opted_out": .bool(optOut), "units": .array(units.map(JSON.string))], headers: [.cacheControl: "no-store"])
     }
 }

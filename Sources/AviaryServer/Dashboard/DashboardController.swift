@@ -12,10 +12,11 @@ struct DashboardController {
     let stylesheet: String
     let database: AviaryDatabase
     let keys: KeyAuthenticator
-    let reports: ReportsController
-    /// The REST routes' controller: a button runs exactly its route's command.
-    let experiments: ExperimentsController
-    let feed: ConfigFeed
+    let reports: Reports
+    /// A button runs exactly its REST route's command, through the same `Changes`.
+    let changes: Changes
+    /// The stored objects this server cannot read, for the banner.
+    let unreadable: @Sendable () -> [UnreadableObject]
 
     static let actions: Set<String> = ["start", "pause", "resume", "approve", "rollback", "stop"]
 
@@ -30,13 +31,15 @@ struct DashboardController {
                 status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "max-age=3600"],
                 body: .init(byteBuffer: ByteBuffer(string: stylesheet)))
         }
-        let pages = router.group("ui").add(middleware: DashboardSessionMiddleware(keys: keys))
+        let signedIn = router.group("ui").add(middleware: DashboardSessionMiddleware(keys: keys))
+        // Pages show reports: the reports' deadline; a button's command gets a request's.
+        let pages = signedIn.group().add(middleware: DatabaseDeadlineMiddleware(limit: Reports.deadline))
         pages.get("experiments", use: list)
         pages.get("experiments/:key", use: experiment)
         pages.get("experiments/:key/report.csv", use: csv)
         pages.get("experiments/:key/:action", use: confirm)
-        pages.post("experiments/:key/:action", use: act)
         pages.get("audit", use: audit)
+        signedIn.group().add(middleware: DatabaseDeadlineMiddleware()).post("experiments/:key/:action", use: act)
     }
 
     // MARK: Login
@@ -92,7 +95,7 @@ struct DashboardController {
         let experiment = try await database.experiments.get(key)
         let report = try await reports.report(of: experiment, query: ReportQuery.parse(by: dimension, from: nil, to: nil).get())
         let d = experiment.definition
-        let history = report.rollout?["history"]?.arrayValue ?? []
+        let history = report.rollout?.history ?? []
         let notices = d.rollout == nil ? [] : try await database.notices.list(experiment: key)
         let actions = DashboardPages.actions(experiment)
         let switches = [("variant", "by variant"), ("model", "by model"), ("app_version", "by app version")].map {
@@ -116,7 +119,7 @@ struct DashboardController {
 
     @Sendable func csv(_ request: Request, context: AviaryRequestContext) async throws -> Response {
         let key = try context.existingKey(of: "experiment")
-        return ReportsController.csvResponse(try await reports.report(key: key, query: ReportsController.query(request)))
+        return Response.csv(try await reports.report(key: key, query: ReportQuery(request)))
     }
 
     @Sendable func audit(_ request: Request, context: AviaryRequestContext) async throws -> Response {
@@ -158,8 +161,7 @@ struct DashboardController {
             let winner = form["winner"].flatMap { $0.isEmpty ? nil : $0 }
             command = .lifecycle(lifecycle, winner: lifecycle == .stop ? winner : nil, reason: reason, ifMatch: nil)
         }
-        _ = try await DatabaseDeadline.run { try await experiments.execute(command, key: experimentKey, context) }
-        await feed.reload()
+        let _: Experiment = try await changes.experiment(command, key: experimentKey, by: .key(key.id))
         return Self.redirect("/ui/experiments/\(experimentKey)")
     }
 
@@ -182,7 +184,7 @@ struct DashboardController {
     func page(_ context: AviaryRequestContext, title: String, _ values: [String: Any]) -> [String: Any] {
         var values = values
         values["title"] = title
-        let unreadable = (feed.snapshots.snapshot.unreadable + keys.unreadable).sorted()
+        let unreadable = unreadable()
         if !unreadable.isEmpty {
             values["hasUnreadable"] = true
             values["unreadable"] = unreadable.map { ["kind": $0.kind.rawValue, "key": $0.key, "problem": $0.problem] }

@@ -96,15 +96,12 @@ enum DashboardPages {
         }
     }
 
-    static func history(_ entries: [JSON]) -> [[String: Any]] {
+    static func history(_ entries: [RolloutHistoryEntry]) -> [[String: Any]] {
         entries.map { h in
-            let readings = (h["guardrails"]?.arrayValue ?? []).map { r in
-                "\(r["metric"]?.stringValue ?? "?") \(DashboardFormat.number(r["value"]?.numberValue))\(r["ok"]?.boolValue == false ? " (broken)" : "")"
-            }
+            let readings = h.guardrails.map { r in "\(r.metric) \(DashboardFormat.number(r.value))\(r.ok ? "" : " (broken)")" }
             return [
-                "at": h["at"]?.stringValue.flatMap(Timestamp.parse).map(DashboardFormat.time) ?? "", "event": h["event"]?.stringValue ?? "",
-                "percent": DashboardFormat.weight(Percent.hundredths(h["percent"]?.numberValue ?? 0) ?? 0), "reason": h["reason"]?.stringValue ?? "",
-                "actor": h["actor_key_id"]?.stringValue ?? "leader", "guardrails": readings.joined(separator: "; "),
+                "at": DashboardFormat.time(h.at), "event": h.event.rawValue, "percent": DashboardFormat.weight(Percent.hundredths(h.percent) ?? 0),
+                "reason": h.reason ?? "", "actor": h.actorKeyID ?? "leader", "guardrails": readings.joined(separator: "; "),
             ]
         }
     }

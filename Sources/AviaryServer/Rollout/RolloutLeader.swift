@@ -14,7 +14,8 @@ import ServiceLifecycle
 /// lead; what the tick wrote is committed or not at all, and a notice is written only with its
 /// change (the outbox), so none is sent twice.
 struct RolloutLeader: Service {
-    let database: AviaryDatabase
+    /// Where a decision is applied, as a REST route's or a dashboard button's command is.
+    let changes: Changes
     /// Where guardrails are measured: the read replica while it keeps up, else `database`.
     let reports: ReportSource
     let tick: Duration
@@ -24,6 +25,8 @@ struct RolloutLeader: Service {
     /// How long one tick may wait for PostgreSQL, every rollout together (docs/operations.md,
     /// "Deadlines").
     static let tickLimit: Duration = .seconds(30)
+
+    var database: AviaryDatabase { changes.database }
 
     func run() async throws {
         await everyInterval(tick, startingAtOnce: true) { await lead() }
@@ -84,7 +87,7 @@ struct RolloutLeader: Service {
         let readings = RolloutMachine.readings(plan, observations)
         let command = ExperimentCommand.decideRollout(decision, readings: readings, decidedAt: experiment.revision)
         // A rollback's or pause's notice is written with it (the outbox) and delivered by `NoticeDeliverer`.
-        guard try await database.experiments.execute(command, key: experiment.key, actor: nil, now: now) != nil else { return }
+        guard try await changes.experiment(command, key: experiment.key, by: .server, now: now) != nil else { return }
         switch decision {
         case .wait: break
         default:

@@ -11,22 +11,20 @@ extension ReportSQL {
         }
     }
 
-    /// The per-group aggregates of `perGroup` or `perGroupFromState`.
+    /// The per-group aggregates of `perGroup` or `perGroupFromState`, read by column name.
     func groups(_ connection: PostgresConnection, _ statement: PostgresQuery, logger: Logger) async throws -> [ReportGroupKey: GroupAggregate] {
         var groups: [ReportGroupKey: GroupAggregate] = [:]
         for try await row in try await connection.query(statement, logger: logger) {
             let cells = row.makeRandomAccess()
             let key = try groupKey(cells)
             var aggregate = GroupAggregate(
-                key: key, unitsWithEvents: try cells[dimensionCount].decode(Int.self),
-                events: try cells[dimensionCount + 1].decode(Int.self), metrics: [:])
-            var column = dimensionCount + 2
-            for metric in unitMetrics {
-                func double(_ offset: Int) throws -> Double? { try cells[column + offset].decode(Double?.self) }
+                key: key, unitsWithEvents: try cells.column("units_with_events").decode(Int.self),
+                events: try cells.column("events").decode(Int.self), metrics: [:])
+            for (index, metric) in unitMetrics.enumerated() {
+                func double(_ moment: MomentColumn) throws -> Double? { try cells.column(moment.name(index)).decode(Double?.self) }
                 aggregate.metrics[metric.key] = MetricMoments(
-                    n: try cells[column].decode(Int.self), mean: try double(1), variance: try double(2),
-                    denominatorMean: try double(3), denominatorVariance: try double(4), covariance: try double(5))
-                column += Self.columnsPerMetric
+                    n: try cells.column(MomentColumn.n.name(index)).decode(Int.self), mean: try double(.mean), variance: try double(.variance),
+                    denominatorMean: try double(.pairedMean), denominatorVariance: try double(.pairedVariance), covariance: try double(.covariance))
             }
             groups[key] = aggregate
         }
@@ -43,11 +41,8 @@ extension ReportSQL {
     func addQuantiles(_ connection: PostgresConnection, _ statement: PostgresQuery, to groups: inout [ReportGroupKey: GroupAggregate], logger: Logger) async throws {
         for try await row in try await connection.query(statement, logger: logger) {
             let cells = row.makeRandomAccess()
-            var values: [(String, MetricMoments)] = []
-            var column = dimensionCount
-            for metric in quantileMetrics {
-                values.append((metric.key, MetricMoments(n: try cells[column].decode(Int.self), quantile: try cells[column + 1].decode(Double?.self))))
-                column += 2
+            let values = try quantileMetrics.enumerated().map { index, metric in
+                (metric.key, MetricMoments(n: try cells.column("q\(index)_n").decode(Int.self), quantile: try cells.column("q\(index)_value").decode(Double?.self)))
             }
             Self.adding(try groupKey(cells), &groups) { aggregate in for (key, moments) in values { aggregate.metrics[key] = moments } }
         }
@@ -60,11 +55,11 @@ extension ReportSQL {
     ) async throws {
         for try await row in try await connection.query(statement, logger: logger) {
             let cells = row.makeRandomAccess()
-            let slot = Int(try cells[dimensionCount].decode(Int16.self))
+            let slot = Int(try cells.column("slot").decode(Int16.self))
             guard quantileMetrics.indices.contains(slot) else { continue }
-            let n = try cells[dimensionCount + 1].decode(Int.self)
-            let low = try cells[dimensionCount + 2].decode(Double?.self), high = try cells[dimensionCount + 3].decode(Double?.self)
-            let h = try cells[dimensionCount + 4].decode(Double.self)
+            let n = try cells.column("n").decode(Int.self)
+            let low = try cells.column("low").decode(Double?.self), high = try cells.column("high").decode(Double?.self)
+            let h = try cells.column("h").decode(Double.self)
             var value = low
             if let low, let high, h != h.rounded(.down) { value = low + (high - low) * (h - h.rounded(.down)) }
             Self.adding(try groupKey(cells), &groups) { aggregate in
@@ -74,14 +69,23 @@ extension ReportSQL {
     }
 
     func groupKey(_ cells: PostgresRandomAccessRow) throws -> ReportGroupKey {
-        var key = ReportGroupKey(variant: try cells[0].decode(String.self))
-        var index = 1
-        if query.groupsByModel {
-            key.model = try cells[index].decode(String?.self)
-            index += 1
-        }
-        if query.groupsByAppVersion { key.appVersion = try cells[index].decode(String?.self) }
+        var key = ReportGroupKey(variant: try cells.column("variant").decode(String.self))
+        if query.groupsByModel { key.model = try cells.column("model").decode(String?.self) }
+        if query.groupsByAppVersion { key.appVersion = try cells.column("app_version").decode(String?.self) }
         return key
+    }
+}
+
+extension PostgresRandomAccessRow {
+    /// The cell of column `name`; a statement without it is an error, never a crash.
+    func column(_ name: String) throws -> PostgresCell {
+        guard contains(name) else { throw MissingColumn(name: name) }
+        return self[name]
+    }
+
+    struct MissingColumn: Error, CustomStringConvertible {
+        let name: String
+        var description: String { "a report statement has no column \(name)" }
     }
 }
 

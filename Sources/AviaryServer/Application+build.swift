@@ -58,7 +58,8 @@ struct AviaryServerParts {
         let feed = ConfigFeed(database: database, snapshots: snapshots, authenticator: authenticator, pollInterval: configuration.configPollInterval, logger: logger)
 
         let router = Router(context: AviaryRequestContext.self)
-        OpenAPIController(document: try OpenAPIController.loadDocument()).addRoutes(to: router)
+        let contract = try OpenAPIContract.load()
+        OpenAPIController(contract: contract).addRoutes(to: router)
         IndexController().addRoutes(to: router)
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
         router.add(middleware: ErrorMiddleware())
@@ -86,7 +87,7 @@ struct AviaryServerParts {
         // parameters), then the parameter check and the rate limit.
         let adminAPI = router.group("v1")
             .add(middleware: AuthMiddleware(authenticator: authenticator, role: .admin))
-            .add(middleware: KnownQueryParametersMiddleware())
+            .add(middleware: KnownQueryParametersMiddleware(allowed: contract.queryParameters))
             .add(middleware: limited)
         // Innermost: the deadline bounds the handler's wait for PostgreSQL.
         let bounded = adminAPI.group().add(middleware: DatabaseDeadlineMiddleware<AviaryRequestContext>())
@@ -102,7 +103,7 @@ struct AviaryServerParts {
         // The client API. Assignment and OFREP never wait on the database and are not rate limited.
         let client = AuthMiddleware(authenticator: authenticator, role: .client)
         AssignController(snapshots: snapshots, exposures: exposures, metrics: metrics).addRoutes(to: router.group("v1/assign").add(middleware: client))
-        let clientWrites = router.group("v1").add(middleware: client).add(middleware: KnownQueryParametersMiddleware())
+        let clientWrites = router.group("v1").add(middleware: client).add(middleware: KnownQueryParametersMiddleware(allowed: contract.queryParameters))
         OptOutController(changes: changes).addRoutes(to: clientWrites.group("opt-out").add(middleware: DatabaseDeadlineMiddleware<AviaryRequestContext>()))
         // A batch writer per pool connection, less the ones assignment and admin work need.
         EventsController(repository: database.events, maxInFlight: max(2, configuration.databaseMaxConnections - 4), metrics: metrics).addRoutes(

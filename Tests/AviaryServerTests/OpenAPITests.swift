@@ -21,7 +21,7 @@ struct OpenAPITests {
             if path == "/ui" || path.hasPrefix("/ui/") { continue }
             routed.insert("\(route.method.rawValue) \(path)")
         }
-        let document = try JSON.parse(Array(buffer: try OpenAPIController.loadDocument()))
+        let document = try JSON.parse(Array(buffer: try OpenAPIContract.load().document))
         var documented: Set<String> = []
         for (path, item) in document["paths"]?.objectValue ?? [:] {
             for method in (item.objectValue ?? [:]).keys where ["get", "put", "post", "delete", "patch", "head", "options"].contains(method) {

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +49,45 @@ class Server:
             return "(no log)"
 
 
+class Answers:
+    """Every (method, path, status) the suite's `Api` calls were answered with, for the check
+    that each status is one its operation declares in openapi.json (conftest's
+    `answers_match_the_contract`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.seen: dict[tuple[str, str, int], int] = {}
+
+    def record(self, method: str, path: str, status: int) -> None:
+        key = (method.upper(), path.split("?", 1)[0], status)
+        with self._lock:
+            self.seen[key] = self.seen.get(key, 0) + 1
+
+    def undeclared(self, document: dict) -> list[str]:
+        """The answers whose path matches a declared operation whose `responses` lack the status."""
+        operations = []
+        for template, item in document.get("paths", {}).items():
+            pattern = re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$")
+            for method, operation in item.items():
+                if isinstance(operation, dict) and "responses" in operation:
+                    operations.append((method.upper(), pattern, template, set(operation["responses"])))
+        problems = []
+        with self._lock:
+            seen = dict(self.seen)
+        for (method, path, status), count in sorted(seen.items()):
+            # The most specific template first: a literal segment beats a capture.
+            matches = sorted((t.count("{"), t, declared) for m, p, t, declared in operations if m == method and p.match(path))
+            if not matches:
+                continue
+            _, template, declared = matches[0]
+            if str(status) not in declared and f"{str(status)[0]}XX" not in declared and "default" not in declared:
+                problems.append(f"{method} {template} answered {status} ({count}×, e.g. {path}); openapi.json lists {sorted(declared)}")
+        return problems
+
+
+ANSWERS = Answers()
+
+
 class Api:
     """Requests against one server with one key (or none).
 
@@ -75,7 +115,9 @@ class Api:
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", HTTP_TIMEOUT)
         kwargs.setdefault("allow_redirects", False)
-        return self.session.request(method, self.server.url + path, **kwargs)
+        response = self.session.request(method, self.server.url + path, **kwargs)
+        ANSWERS.record(method, path, response.status_code)
+        return response
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("GET", path, **kwargs)

@@ -19,6 +19,7 @@ Run: scripts/test (does everything), or by hand with its virtualenv
 from __future__ import annotations
 
 import glob
+import json
 import os
 import secrets
 import shutil
@@ -35,7 +36,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from aviary_e2e import Api, Server, admin, create_client_key  # noqa: E402
+from aviary_e2e import ANSWERS, Api, Server, admin, create_client_key  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 30.0  # seconds for `GET /readyz` to answer 200
@@ -134,6 +135,17 @@ def stop_process(process: subprocess.Popen) -> None:
 # ---------------------------------------------------------------------------
 # Fixtures
 # ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def answers_match_the_contract():
+    """After the whole suite: every answer the suite's `Api` calls got has a status its
+    operation declares in openapi.json (docs/api.md, "OpenAPI"), so a route cannot answer with
+    a status its contract does not list."""
+    yield
+    document = json.loads((Path(__file__).resolve().parents[2] / "Sources/AviaryServer/OpenAPI/openapi.json").read_text())
+    undeclared = ANSWERS.undeclared(document)
+    assert not undeclared, "answers openapi.json does not declare:\n" + "\n".join(undeclared)
 
 
 @pytest.fixture(scope="session")

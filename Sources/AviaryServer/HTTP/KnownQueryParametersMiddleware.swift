@@ -1,23 +1,20 @@
 import AviaryCore
 import Hummingbird
 
-/// Refuses query parameters a route does not take (docs/api.md, "Errors"): a typo such as
+/// Refuses query parameters a route does not take (docs/api.md, "Errors"), as `openapi.json`
+/// declares them: a typo such as
 /// `GET /v1/experiments?stauts=running` is a 400 naming it, not an answer that ignored it.
 /// Mounted on the API's groups; assignment and OFREP take what their protocols say and ignore
 /// the rest, and the probes (`/healthz`, `/readyz`, `/metrics`) ignore what probes add.
 struct KnownQueryParametersMiddleware: RouterMiddleware {
-    /// By route pattern (`context.endpointPath`); a route not listed takes none.
-    static let allowed: [String: Set<String>] = [
-        "/v1/experiments": ["status", "archived"],
-        "/v1/experiments/{key}/report": ["by", "from", "to"],
-        "/v1/experiments/{key}/report.csv": ["by", "from", "to"],
-        "/v1/audit": ["experiment", "limit", "before"],
-    ]
+    /// The query parameters of each operation (`OpenAPIContract.queryParameters`); an operation
+    /// that declares none takes none.
+    let allowed: [String: Set<String>]
 
     func handle(
         _ request: Request, context: AviaryRequestContext, next: (Request, AviaryRequestContext) async throws -> Response
     ) async throws -> Response {
-        let allowed = Self.allowed[context.endpointPath ?? ""] ?? []
+        let allowed = self.allowed["\(request.method.rawValue) \(context.endpointPath ?? "")"] ?? []
         var unknown: [String] = []
         for (name, _) in request.uri.queryParameters {
             let name = String(name)

@@ -168,46 +168,19 @@ public enum ReportBuilder {
     }
 
     /// A treatment group's metric against the control group's, as the experiment's `analysis`
-    /// says: sequential or fixed-horizon, CUPED where it applies (docs/statistics.md).
+    /// says: sequential or fixed-horizon, CUPED where it applies (docs/statistics.md). The test
+    /// is the metric kind's (`MetricKindReport`).
     private static func compare(
         _ treatment: MetricValues, _ control: MetricValues?, kind: Metric.Kind, analysis: AnalysisSettings, query: ReportQuery
     ) -> Comparison {
         guard let control else { return Comparison(note: "no control group with this model and app version") }
         let tuning = analysis.sequential ? analysis.sequentialTuning : nil
-        var comparison: Comparison
-        var cupedNote: String?
-        switch kind {
-        case .ratio:
-            guard let c = control.ratio, let t = treatment.ratio else { return Comparison(note: "empty group") }
-            comparison = DeltaMethod.compare(control: c, treatment: t, sequentialTuning: tuning)
-            cupedNote = "CUPED applies to count, sum and proportion metrics"
-        case .quantile:
-            guard let c = control.result.mean, let t = treatment.result.mean else { return Comparison(note: "empty group") }
-            comparison = Comparison(controlMean: c, treatmentMean: t)
-            comparison.addNote("quantiles are not tested")
-            comparison.dropNonFinite()
-            cupedNote = "CUPED applies to count, sum and proportion metrics"
-        case .mean:
-            guard let c = control.summary, let t = treatment.summary else { return Comparison(note: "empty group") }
-            comparison = WelchTest.compare(control: c, treatment: t, sequentialTuning: tuning)
-            cupedNote = "CUPED applies to count, sum and proportion metrics"
-        case .count, .sum, .proportion:
-            guard let c = control.summary, let t = treatment.summary else { return Comparison(note: "empty group") }
-            let proportion = kind == .proportion
-            if analysis.cuped, let cp = control.pairs, let tp = treatment.pairs {
-                comparison = RegressionAdjustment.compare(control: cp, treatment: tp, proportion: proportion, sequentialTuning: tuning)
-            } else if proportion, analysis.sequential || analysis.cuped {
-                // With gbstats' tests, gbstats' proportion variance p(1 − p).
-                comparison = WelchTest.compare(
-                    control: c.gbstats(proportion: true), treatment: t.gbstats(proportion: true), sequentialTuning: tuning)
-                cupedNote = "CUPED applies to reports by variant"
-            } else {
-                comparison = WelchTest.compare(control: c, treatment: t, sequentialTuning: tuning)
-                cupedNote = "CUPED applies to reports by variant"
-            }
+        let rules = kind.report
+        guard var (comparison, cupedNote) = rules.compare(treatment, control, analysis: analysis, tuning: tuning) else {
+            return Comparison(note: "empty group")
         }
         // Also where no test could run (a ratio whose denominators sum to 0): the method it would use.
-        if kind != .quantile, comparison.method == nil { comparison.method = tuning == nil ? (kind == .ratio ? .delta : .welch) : .sequential }
+        if let method = rules.untestedMethod(tuning: tuning), comparison.method == nil { comparison.method = method }
         if analysis.cuped, comparison.cuped == nil, let cupedNote, comparison.note?.contains("CUPED") != true {
             comparison.addNote(cupedNote)
         }
@@ -231,60 +204,10 @@ public enum ReportBuilder {
     }
 
     /// One metric of one group from its database moments, with units without events added as
-    /// zeros where the metric counts them (count, sum, proportion, ratio).
+    /// zeros where the metric counts them (`MetricKindReport.summarize`).
     static func summarize(_ metric: Metric, _ moments: MetricMoments?, groupUnits: Int) -> MetricValues {
         var result = MetricResult(key: metric.key, kind: metric.kind, n: 0, q: metric.quantile)
-        let moments = moments ?? MetricMoments(n: 0)
-        switch metric.kind {
-        case .quantile:
-            result.n = moments.n
-            result.mean = moments.quantile
-            if moments.n == 0 { result.note = "no events" }
-            return MetricValues(result: result)
-        case .mean:
-            let summary = SampleSummary(n: moments.n, mean: moments.mean ?? 0, variance: moments.variance ?? 0)
-            fill(&result, summary, empty: "no units with this event")
-            return MetricValues(summary: moments.n > 0 ? summary : nil, result: result)
-        case .count, .sum, .proportion:
-            let zeros = max(0, groupUnits - moments.n)
-            let summary = SampleSummary(n: moments.n, mean: moments.mean ?? 0, variance: moments.variance ?? 0).addingZeros(zeros)
-            fill(&result, summary, empty: "no units")
-            // With CUPED, the pre-exposure values ride in the denominator's columns.
-            var pairs: RatioSummary?
-            if let preMean = moments.denominatorMean {
-                pairs = RatioSummary(
-                    n: moments.n, numeratorMean: moments.mean ?? 0, denominatorMean: preMean, numeratorVariance: moments.variance ?? 0,
-                    denominatorVariance: moments.denominatorVariance ?? 0, covariance: moments.covariance ?? 0
-                ).addingZeros(zeros)
-            }
-            return MetricValues(summary: summary.n > 0 ? summary : nil, pairs: pairs.flatMap { $0.n > 0 ? $0 : nil }, result: result)
-        case .ratio:
-            let zeros = max(0, groupUnits - moments.n)
-            let ratio = RatioSummary(
-                n: moments.n, numeratorMean: moments.mean ?? 0, denominatorMean: moments.denominatorMean ?? 0,
-                numeratorVariance: moments.variance ?? 0, denominatorVariance: moments.denominatorVariance ?? 0,
-                covariance: moments.covariance ?? 0
-            ).addingZeros(zeros)
-            result.n = ratio.n
-            result.mean = ratio.ratio
-            if ratio.n == 0 {
-                result.note = "no units"
-            } else if ratio.ratio == nil {
-                result.note = "denominator sum is 0"
-            }
-            return MetricValues(ratio: ratio.n > 0 ? ratio : nil, result: result)
-        }
-    }
-
-    private static func fill(_ result: inout MetricResult, _ summary: SampleSummary, empty: String) {
-        result.n = summary.n
-        if summary.n == 0 {
-            result.note = empty
-        } else {
-            result.mean = summary.mean
-            result.stddev = summary.standardDeviation
-            if summary.n < 2 { result.note = "stddev needs 2 units" }
-        }
+        return metric.kind.report.summarize(&result, moments ?? MetricMoments(n: 0), groupUnits: groupUnits)
     }
 }
 

@@ -9,9 +9,8 @@ import Foundation
 /// dashboard and the leader call these same methods, so one change has one audit entry, one
 /// notice and one reload wherever it came from.
 ///
-/// Effects run after the commit and outside the caller's `QueryDeadline`: a change that
-/// committed is answered as committed, and this replica serves it before the answer (the
-/// others hear `NOTIFY aviary_config`).
+/// Effects run after the commit: a change that committed is answered as committed, and this
+/// replica serves it before the answer (the others hear `NOTIFY aviary_config`).
 struct Changes: Sendable {
     let database: AviaryDatabase
     let feed: ConfigFeed
@@ -97,18 +96,18 @@ struct Changes: Sendable {
 
     // MARK: Effects
 
-    /// This replica reloads its snapshot before the caller answers. Outside the caller's
-    /// deadline and cancellation (a detached task, awaited): the reload has its own bound
-    /// (`ConfigFeed.readLimit`), and a failed one leaves the timer and NOTIFY to catch up.
+    /// This replica reloads its snapshot before the caller answers. The reload has its own
+    /// bound (`ConfigFeed.readLimit`); one that fails, or that the caller's deadline cuts, leaves
+    /// the change committed and answered as such, and NOTIFY and the timer to catch up.
     private func afterConfigurationCommitted() async {
-        let feed = feed
-        await Task.detached { await feed.reload() }.value
+        await feed.reload()
     }
 
     /// This server's keys reload before the answer; a revoked key must stop working here at
     /// once, so a failure is the caller's.
     private func afterKeysCommitted() async throws {
-        let (authenticator, keys) = (feed.authenticator, database.keys)
-        try await Task.detached { try await QueryDeadline.within(ConfigFeed.readLimit) { try await authenticator.reload(from: keys) } }.value
+        try await QueryDeadline.within(ConfigFeed.readLimit) { [authenticator = feed.authenticator, keys = database.keys] in
+            try await authenticator.reload(from: keys)
+        }
     }
 }
